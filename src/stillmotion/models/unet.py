@@ -1,0 +1,321 @@
+"""Factorized space-time U-Net for video diffusion.
+
+An ADM-style image U-Net applied to every frame (per-frame 3x3 convs, GroupNorm, spatial self-attention
+and text cross-attention), interleaved with temporal layers that mix frames at each pixel: 3x1x1
+convolutions and self-attention over frames with rotary positions (VDM, Ho et al. 2022;
+Make-A-Video, Singer et al. 2022). Every temporal layer is a zero-initialised residual and is skipped
+when F == 1 or when switched off, so the network is then exactly an image model applied per frame;
+this is what lets `inflate` start a video model from an image model's weights.
+
+The input is concat([x, frames * mask, mask]) along channels: known frames (image-to-video,
+interpolation, prediction) enter through the same network as text-to-video, where they are zeros.
+
+    net = SpaceTimeUNet(UNetConfig(channels=(32, 64), attn_levels=(1,)))
+    out = net(x, noise_level, cond)   # x: (B, C, F, H, W); noise_level: (B,) = log(sigma) / 4
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from stillmotion.cond import Cond
+from stillmotion.models.layers import (
+    CrossAttention,
+    Downsample,
+    ResBlock,
+    SpatialAttention,
+    TemporalAttention,
+    TemporalConv,
+    Upsample,
+    group_norm,
+    noise_embedding,
+)
+
+TEMPORAL_KEYS = ("tconv", "tattn")  # parameter-name parts that belong to temporal layers
+
+
+@dataclass
+class UNetConfig:
+    """Constructor arguments of `SpaceTimeUNet`; saved as config.json next to the weights.
+
+    Attributes:
+        in_channels: channels of x (3 for RGB pixels, 4 for a latent).
+        out_channels: channels of the output; None means in_channels.
+        channels: width of each resolution level; level l works at (H / 2^l, W / 2^l).
+        blocks_per_level: residual blocks per level (an int for all levels, or one per level).
+        attn_levels: levels with spatial self-attention and text cross-attention (the middle always has them).
+        temporal_attn_levels: levels with temporal self-attention (the middle always has it).
+        head_dim: channels per attention head.
+        text_dim: size D of the text token embeddings (384 for MiniLM); 0 builds no text conditioning.
+        emb_dim: size of the noise-level embedding; None means 4 * channels[0].
+        dropout: dropout inside residual blocks.
+        temporal: build temporal layers; False gives a pure image model (its weights can be inflated).
+        grad_checkpoint: recompute activations in the backward pass (saves memory, costs ~30% time).
+    """
+
+    in_channels: int = 3
+    out_channels: int | None = None
+    channels: tuple[int, ...] = (32, 64, 128)
+    blocks_per_level: int | tuple[int, ...] = 1
+    attn_levels: tuple[int, ...] = (2,)
+    temporal_attn_levels: tuple[int, ...] = (1, 2)
+    head_dim: int = 32
+    text_dim: int = 384
+    emb_dim: int | None = None
+    dropout: float = 0.0
+    temporal: bool = True
+    grad_checkpoint: bool = False
+
+    def __post_init__(self):
+        self.channels = tuple(self.channels)
+        self.attn_levels = tuple(self.attn_levels)
+        self.temporal_attn_levels = tuple(self.temporal_attn_levels)
+        if not isinstance(self.blocks_per_level, int):
+            self.blocks_per_level = tuple(self.blocks_per_level)
+            if len(self.blocks_per_level) != len(self.channels):
+                raise ValueError(f"blocks_per_level {self.blocks_per_level} needs one entry per level "
+                                 f"(channels has {len(self.channels)}), or a single int")
+        for name in ("attn_levels", "temporal_attn_levels"):
+            bad = [lvl for lvl in getattr(self, name) if not 0 <= lvl < len(self.channels)]
+            if bad:
+                raise ValueError(f"{name} {getattr(self, name)}: levels {bad} do not exist; "
+                                 f"valid levels are 0..{len(self.channels) - 1} (one per entry of channels)")
+
+    def blocks(self, level: int) -> int:
+        b = self.blocks_per_level
+        return b if isinstance(b, int) else b[level]
+
+    def to_dict(self) -> dict:
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> UNetConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"UNetConfig: unknown keys {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+
+class Stage(nn.Module):
+    """One U-Net block: ResBlock -> temporal conv -> spatial attn -> cross-attn -> temporal attn."""
+
+    def __init__(self, in_ch: int, out_ch: int, cfg: UNetConfig, emb_dim: int, context_dim: int,
+                 attn: bool, temporal_attn: bool):
+        super().__init__()
+        self.res = ResBlock(in_ch, out_ch, emb_dim, cfg.dropout)
+        self.tconv = TemporalConv(out_ch) if cfg.temporal else None
+        self.attn = SpatialAttention(out_ch, cfg.head_dim) if attn else None
+        self.cross = CrossAttention(out_ch, context_dim, cfg.head_dim) if attn and cfg.text_dim else None
+        self.tattn = TemporalAttention(out_ch, cfg.head_dim) if temporal_attn and cfg.temporal else None
+
+    def forward(self, h: Tensor, emb: Tensor, context: Tensor | None, context_mask: Tensor | None,
+                frames: int, temporal: bool) -> Tensor:
+        """h: (B*F, C_in, H, W); emb: (B*F, E). Returns (B*F, C_out, H, W)."""
+        h = self.res(h, emb)
+        if temporal and self.tconv is not None:
+            h = self.tconv(h, frames)
+        if self.attn is not None:
+            h = self.attn(h)
+        if self.cross is not None:
+            h = self.cross(h, context, context_mask, frames)
+        if temporal and self.tattn is not None:
+            h = self.tattn(h, frames)
+        return h
+
+
+class SpaceTimeUNet(nn.Module):
+    """Factorized space-time U-Net: `forward(x, noise_level, cond) -> (B, C_out, F, H, W)`."""
+
+    def __init__(self, config: UNetConfig | None = None, **kwargs):
+        super().__init__()
+        cfg = config if config is not None else UNetConfig(**kwargs)
+        if config is not None and kwargs:
+            raise TypeError("SpaceTimeUNet: pass either a UNetConfig or keyword arguments, not both")
+        self.config = cfg
+        self.temporal_enabled = cfg.temporal
+        ch = cfg.channels
+        emb_dim = cfg.emb_dim or 4 * ch[0]
+        self.noise_dim = min(128, 2 * (emb_dim // 2))
+        self.context_dim = ch[-1]
+
+        self.noise_mlp = nn.Sequential(nn.Linear(self.noise_dim, emb_dim), nn.SiLU(),
+                                       nn.Linear(emb_dim, emb_dim))
+        if cfg.text_dim:
+            self.text_norm = nn.LayerNorm(cfg.text_dim)
+            self.text_proj = nn.Linear(cfg.text_dim, self.context_dim)  # tokens -> cross-attention context
+            self.null_token = nn.Parameter(torch.zeros(1, 1, self.context_dim))  # always-visible key
+            self.pool_proj = nn.Linear(cfg.text_dim, emb_dim)  # masked-mean prompt -> added to noise emb
+
+        # Input: x, known frames * mask, mask.
+        self.conv_in = nn.Conv2d(2 * cfg.in_channels + 1, ch[0], 3, padding=1)
+
+        def stage(i, o, level, attn=None, tattn=None):
+            attn = level in cfg.attn_levels if attn is None else attn
+            tattn = level in cfg.temporal_attn_levels if tattn is None else tattn
+            return Stage(i, o, cfg, emb_dim, self.context_dim, attn, tattn)
+
+        self.down = nn.ModuleList()
+        self.downsample = nn.ModuleList()
+        for lvl, c in enumerate(ch):
+            self.down.append(nn.ModuleList([stage(c, c, lvl) for _ in range(cfg.blocks(lvl))]))
+            if lvl < len(ch) - 1:
+                self.downsample.append(Downsample(c, ch[lvl + 1]))
+        self.mid = nn.ModuleList([stage(ch[-1], ch[-1], -1, attn=True, tattn=True),
+                                  stage(ch[-1], ch[-1], -1, attn=False, tattn=False)])
+        self.up = nn.ModuleList()
+        self.upsample = nn.ModuleList()
+        for lvl in reversed(range(len(ch))):
+            c = ch[lvl]
+            self.up.append(nn.ModuleList([stage(2 * c, c, lvl) for _ in range(cfg.blocks(lvl))]))
+            if lvl > 0:
+                self.upsample.append(Upsample(c, ch[lvl - 1]))
+        self.norm_out = group_norm(ch[0])
+        self.conv_out = nn.Conv2d(ch[0], cfg.out_channels or cfg.in_channels, 3, padding=1)
+        self.initialize_weights()
+
+    # ----------------------------------------------------------------------------------------------
+    def initialize_weights(self) -> None:
+        """All initialisation in one place (DiT / ADM): xavier-uniform linear maps and convs, zero biases,
+        N(0, 0.02) noise MLP, and zero-init on every residual branch output and on the final conv, so
+        the network starts as the identity on its residual stream and outputs 0."""
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        for m in self.noise_mlp:
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+        if self.config.text_dim:
+            nn.init.normal_(self.null_token, std=0.02)
+        for m in self.modules():
+            if hasattr(m, "zero_init"):
+                m.zero_init()
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def set_temporal(self, enabled: bool) -> SpaceTimeUNet:
+        """Switch temporal layers on or off at run time (off: an image model applied per frame)."""
+        if enabled and not self.config.temporal:
+            raise ValueError("set_temporal(True): this model was built with temporal=False and has no "
+                             "temporal layers; build it with UNetConfig(temporal=True) and `inflate` the "
+                             "image weights")
+        self.temporal_enabled = enabled
+        return self
+
+    def inflate(self, image_state_dict: dict[str, Tensor]) -> list[str]:
+        """Load the weights of a temporal=False (image) model; temporal layers keep their zero init.
+
+        Returns:
+            The parameter names that were not in `image_state_dict` (the new temporal layers).
+        """
+        result = self.load_state_dict(image_state_dict, strict=False)
+        not_temporal = [k for k in result.missing_keys if not any(p in k for p in TEMPORAL_KEYS)]
+        if result.unexpected_keys or not_temporal:
+            raise ValueError(f"inflate: the image weights do not match this network apart from temporal "
+                             f"layers (unexpected {result.unexpected_keys[:5]}, missing non-temporal "
+                             f"{not_temporal[:5]}); build the video model with the image model's config "
+                             f"and temporal=True")
+        return list(result.missing_keys)
+
+    # ----------------------------------------------------------------------------------------------
+    def _embed(self, noise_level: Tensor, text: Tensor | None, text_mask: Tensor | None, batch: int,
+               frames: int) -> Tensor:
+        """Noise-level embedding (+ pooled prompt), per frame and passed through SiLU: (B*F, E)."""
+        nl = torch.as_tensor(noise_level, dtype=torch.float32, device=self.conv_in.weight.device)
+        if nl.dim() == 0:
+            nl = nl.expand(batch)  # (B,)
+        if nl.shape not in ((batch,), (batch, frames)):
+            raise ValueError(f"noise_level has shape {tuple(nl.shape)}; expected ({batch},) or "
+                             f"({batch}, {frames}) (one level per clip or per frame)")
+        emb = self.noise_mlp(noise_embedding(nl.reshape(-1), self.noise_dim))  # (B, E) or (B*F, E)
+        if nl.dim() == 1:
+            emb = repeat(emb, "b e -> (b f) e", f=frames)  # (B*F, E)
+        if text is not None:
+            pooled = text.sum(1) / text_mask.sum(1, keepdim=True).clamp(min=1)  # (B, D) masked mean
+            emb = emb + repeat(self.pool_proj(pooled), "b e -> (b f) e", f=frames)  # (B*F, E)
+        return F.silu(emb)
+
+    def _context(self, text: Tensor | None, text_mask: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
+        """Cross-attention keys source: [null, projected tokens] (B, 1+L, Dc) and mask (B, 1+L) bool."""
+        null = self.null_token.expand(batch, 1, -1)  # (B, 1, Dc)
+        ones = torch.ones(batch, 1, dtype=torch.bool, device=null.device)
+        if text is None:
+            return null, ones
+        ctx = self.text_proj(self.text_norm(text))  # (B, L, Dc)
+        ctx = torch.where(text_mask[..., None], ctx, 0.0)  # padding can never leak (even NaN/inf)
+        return torch.cat([null, ctx.to(null.dtype)], dim=1), torch.cat([ones, text_mask], dim=1)
+
+    def forward(self, x: Tensor, noise_level: Tensor, cond: Cond | None = None) -> Tensor:
+        """Predict the network output for noisy videos.
+
+        Args:
+            x: (B, C, F, H, W) noisy video (an image is F == 1). H and W divisible by 2^(levels-1).
+            noise_level: (B,) float, c_noise = log(sigma) / 4; (B, F) gives every frame its own level.
+            cond: optional `Cond`: text (B, L, D) + text_mask (B, L) bool; frames (B, C, F, H, W) +
+                frame_mask (B, F) in {0, 1} for known frames (frames without a mask count as all known).
+
+        Returns:
+            (B, C_out, F, H, W).
+        """
+        cfg = self.config
+        b, c, frames, height, width = x.shape
+        factor = 2 ** (len(cfg.channels) - 1)
+        if c != cfg.in_channels or height % factor or width % factor:
+            raise ValueError(f"SpaceTimeUNet: x has shape {tuple(x.shape)}; expected "
+                             f"(B, {cfg.in_channels}, F, H, W) with H and W divisible by {factor} "
+                             f"({len(cfg.channels)} levels); crop or pad the frames")
+        cond = cond if cond is not None else Cond()
+
+        # Known frames and their mask as extra input channels.
+        if cond.frames is None:
+            known, mask = torch.zeros_like(x), x.new_zeros(b, 1, frames, height, width)
+        else:
+            fm = cond.frame_mask if cond.frame_mask is not None else x.new_ones(b, frames)
+            mask = fm.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, height, width)  # (B,1,F,H,W)
+            known = torch.where(mask > 0, cond.frames.to(x.dtype) * mask, 0.0)  # masked values never matter
+        h = torch.cat([x, known, mask], dim=1)  # (B, 2C+1, F, H, W)
+        h = rearrange(h, "b c f h w -> (b f) c h w")  # (B*F, 2C+1, H, W): spatial layout from here on
+
+        text = text_mask = None
+        if cond.text is not None and cond.text.shape[-1] != cfg.text_dim:
+            raise ValueError(f"SpaceTimeUNet: cond.text has token size {cond.text.shape[-1]} but the network "
+                             f"was built with text_dim={cfg.text_dim} (0 = no text); encode prompts with the "
+                             f"matching text encoder (MiniLM-L6: 384) or drop cond.text")
+        if cond.text is not None:
+            text_mask = cond.text_mask.bool() if cond.text_mask is not None else \
+                torch.ones(cond.text.shape[:2], dtype=torch.bool, device=x.device)  # (B, L)
+            text = torch.where(text_mask[..., None], cond.text.float(), 0.0)  # (B, L, D), padding zeroed
+        emb = self._embed(noise_level, text, text_mask, b, frames)  # (B*F, E)
+        context, context_mask = self._context(text, text_mask, b) if cfg.text_dim else (None, None)
+        temporal = self.temporal_enabled and frames > 1
+
+        def run(stage: Stage, h: Tensor) -> Tensor:
+            if cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
+                return checkpoint(stage, h, emb, context, context_mask, frames, temporal, use_reentrant=False)
+            return stage(h, emb, context, context_mask, frames, temporal)
+
+        h = self.conv_in(h)  # (B*F, ch0, H, W)
+        skips = []
+        for lvl, stages in enumerate(self.down):
+            for s in stages:
+                h = run(s, h)
+                skips.append(h)  # (B*F, ch[lvl], H/2^lvl, W/2^lvl)
+            if lvl < len(self.downsample):
+                h = self.downsample[lvl](h)  # (B*F, ch[lvl+1], H/2^(lvl+1), W/2^(lvl+1))
+        for s in self.mid:
+            h = run(s, h)
+        for i, stages in enumerate(self.up):
+            for s in stages:
+                h = run(s, torch.cat([h, skips.pop()], dim=1))  # (B*F, 2 ch[lvl], ...) -> (B*F, ch[lvl], ...)
+            if i < len(self.upsample):
+                h = self.upsample[i](h)  # (B*F, ch[lvl-1], 2x resolution)
+        h = self.conv_out(F.silu(self.norm_out(h)))  # (B*F, C_out, H, W)
+        return rearrange(h, "(b f) c h w -> b c f h w", b=b)  # (B, C_out, F, H, W)

@@ -1,0 +1,138 @@
+"""Text-to-video: prompt -> text embedding -> guided denoiser -> sampler -> video.
+
+The pipeline holds state (the denoiser and the text encoder) and does no math of its own: noise levels come
+from `diffusion.schedules`, the update rule from `diffusion.samplers`, guidance from `diffusion.guidance`.
+Known frames (image-to-video, interpolation, prediction) enter through the same `Cond`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm import tqdm
+
+from stillmotion.cond import Cond
+from stillmotion.diffusion.denoiser import Denoiser
+from stillmotion.diffusion.guidance import cfg_denoiser
+from stillmotion.diffusion.samplers import SAMPLERS, sample
+from stillmotion.diffusion.schedules import get_sigmas
+from stillmotion.models.text import TextEncoder
+
+
+class TextToVideo:
+    """A text-to-video sampler around a trained denoiser.
+
+    Args:
+        denoiser: D(x, sigma, cond) -> x0.
+        text: the text encoder the model was trained with.
+        frames, size: the default clip shape (the model was trained on it; other frame counts also work).
+        info: the checkpoint's config (kept for `stillmotion info` and reports).
+    """
+
+    def __init__(self, denoiser: Denoiser, text: TextEncoder, *, frames: int = 16, size: int = 32,
+                 info: dict | None = None):
+        self.denoiser = denoiser.eval()
+        self.text = text
+        self.frames, self.size = frames, size
+        self.info = info or {}
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> TextToVideo:
+        """Load a checkpoint folder (or run folder); None loads the model shipped inside the package."""
+        from stillmotion.models.registry import build_unet
+        from stillmotion.models.unet import UNetConfig
+        from stillmotion.train import checkpoint
+
+        path = shipped_model_path() if path is None else Path(path)
+        config = checkpoint.load_config(path)
+        model_cfg = {k: v for k, v in config["model"].items() if k != "arch"}
+        net = build_unet(UNetConfig.from_dict(model_cfg))
+        missing, unexpected = net.load_state_dict(checkpoint.load_weights(path), strict=False)
+        if missing or unexpected:
+            raise ValueError(f"checkpoint '{path}' does not fit its own config: missing {missing[:5]}, "
+                             f"unexpected {unexpected[:5]}")
+        net.to(device).eval().requires_grad_(False)
+        diff = config["diffusion"]
+        text = TextEncoder(config["text_encoder"]["name"])
+        return cls(Denoiser(net, diff["parameterization"], diff["sigma_data"]), text,
+                   frames=config["data"]["frames"], size=config["data"]["size"], info=config)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    def encode(self, prompts: list[str]) -> Cond:
+        emb, mask = self.text.encode(prompts)
+        return Cond(text=emb.to(self.device), text_mask=mask.to(self.device))
+
+    @torch.inference_mode()
+    def __call__(self, prompt: str | list[str], *, negative: str | list[str] = "", frames: int | None = None,
+                 size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
+                 guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
+                 known_frames: Tensor | None = None, frame_mask: Tensor | None = None,
+                 progress: bool = True, callback=None) -> Tensor:
+        """Generate one clip per prompt.
+
+        Args:
+            prompt: a prompt or a list of B prompts.
+            negative: what to steer away from (the unconditional branch of guidance); "" is the usual empty prompt.
+            frames, size: clip shape; defaults to what the model was trained on.
+            steps: sampler steps (network evaluations: x1 for euler/ddim/ddpm/dpmpp-2m, x2 for heun).
+            guidance: classifier-free guidance scale; a float, or a (F,) tensor of per-frame scales.
+            seed: the clip is a deterministic function of (prompt, seed, settings).
+            known_frames: (B, C, F, H, W) frames to keep, with `frame_mask` (B, F) marking them.
+        Returns:
+            (B, C, F, H, W) videos in [-1, 1].
+        """
+        prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+        negatives = [negative] * len(prompts) if isinstance(negative, str) else list(negative)
+        if not prompts:
+            raise ValueError("give at least one prompt")
+        if len(negatives) != len(prompts):
+            raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts")
+        frames, size = frames or self.frames, size or self.size
+        if frames < 1:
+            raise ValueError(f"frames must be >= 1 (got {frames})")
+        if size < 8 or size % 8:
+            raise ValueError(f"size must be a multiple of 8 (got {size})")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler '{sampler}'; choose one of: {', '.join(SAMPLERS)}")
+        if steps < 1:
+            raise ValueError(f"steps must be >= 1 (got {steps})")
+        b, device = len(prompts), self.device
+        cond, uncond = self.encode(prompts), self.encode(negatives)
+        if known_frames is not None:
+            fm = frame_mask if frame_mask is not None else torch.ones(b, frames)
+            cond.frames = uncond.frames = known_frames.to(device)
+            cond.frame_mask = uncond.frame_mask = fm.to(device, torch.float32)
+        if isinstance(guidance, Tensor):
+            guidance = guidance.to(device)
+        denoise = cfg_denoiser(self.denoiser, cond, uncond, guidance)
+        sigmas = get_sigmas(schedule, steps).to(device)
+        g = torch.Generator(device).manual_seed(seed)
+        x = torch.randn((b, 3, frames, size, size), generator=g, device=device) * sigmas[0].float()
+        bar = tqdm(total=steps, desc="sampling", disable=not progress, leave=False)
+
+        def on_step(info):
+            bar.update(1)
+            if callback is not None:
+                callback(info)
+
+        video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
+        bar.close()
+        if known_frames is not None:  # known frames are returned exactly as given
+            keep = cond.frame_mask[:, None, :, None, None]
+            video = keep * cond.frames + (1 - keep) * video
+        return video.clamp(-1, 1)
+
+
+def shipped_model_path() -> Path:
+    """The small model that ships inside the package (trained with `stillmotion train --preset shapes-s`)."""
+    return Path(__file__).resolve().parent.parent / "assets" / "shapes-s"
+
+
+def load(path: str | Path | None = None, *, device: str = "cpu") -> TextToVideo:
+    """`stillmotion.load()`: the shipped model, or any checkpoint / run folder."""
+    return TextToVideo.from_pretrained(path, device=device)

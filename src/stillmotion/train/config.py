@@ -1,0 +1,161 @@
+"""Training configuration: one dataclass, named presets, type-checked overrides.
+
+The config is saved as `config.json` beside every checkpoint, so a run can always be reproduced and resumed
+from its folder alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class TrainConfig:
+    # data
+    world: str = "shapes"               # synthetic world: shapes | digits
+    data: str | None = None             # a folder of videos with captions instead of a world
+    frames: int = 16
+    size: int = 32
+    p_two: float = 0.3                  # shapes world: probability of two objects in a clip
+    # model and diffusion
+    model: str = "cpu"                  # a U-Net preset from stillmotion.models.registry
+    model_overrides: dict = field(default_factory=dict)
+    parameterization: str = "v"         # eps | v | x0 | edm | flow
+    sigma_data: float = 0.5
+    train_sigmas: str = "lognormal"     # training noise-level distribution
+    p_mean: float = -0.8                # lognormal noise levels: log(sigma) ~ N(p_mean, p_std^2)
+    p_std: float = 1.4
+    text_encoder: str = "minilm"        # "minilm" or a local Hugging Face folder
+    cfg_dropout: float = 0.1            # probability of training with the empty prompt
+    # optimisation
+    batch_size: int = 16                # global batch (all processes, all accumulation steps)
+    grad_accum: int = 1
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.998
+    bf16: bool = False
+    # budget and bookkeeping
+    steps: int | None = None            # stop after this many optimizer steps ...
+    minutes: float | None = None        # ... or after this much wall-clock, whichever comes first
+    seed: int = 0
+    threads: int | None = None          # torch CPU threads (None: torch's default)
+    log_every: int = 20
+    ckpt_minutes: float = 3.0           # checkpoint this often (and at the end)
+    sample_every: int = 0               # preview samples every N steps (0: only at the end)
+    sample_prompts: list = field(default_factory=lambda: [
+        "a red circle moving left", "a blue square moving up", "a green triangle moving right",
+        "a yellow circle moving down"])
+    sample_steps: int = 20
+    tensorboard: bool = False
+    out: str = "runs/shapes"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown training option(s) {unknown}; valid options: {sorted(known)}")
+        return cls(**d)
+
+
+TRAIN_PRESETS: dict[str, dict] = {
+    # a few seconds: for tests and smoke runs
+    "shapes-tiny": dict(model="tiny", frames=4, size=16, batch_size=4, steps=3, warmup_steps=1, log_every=1,
+                        sample_steps=2, sample_prompts=["a red circle moving left"]),
+    "digits-tiny": dict(world="digits", model="tiny", frames=4, size=16, batch_size=4, steps=3, warmup_steps=1,
+                        log_every=1, sample_steps=2, sample_prompts=["the digit 3 moving right"]),
+    # the CPU model: 2 cores, ~15 minutes
+    "shapes-s": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15),
+    "digits-s": dict(world="digits", model="cpu", frames=16, size=32, batch_size=16, minutes=15,
+                     sample_prompts=["the digit 3 moving right", "the digit 7 moving up"]),
+    # GPUs: same world and code path, bigger nets and batches
+    "shapes-m": dict(model="cpu-m", frames=16, size=32, batch_size=32, lr=5e-4, minutes=60),
+    "shapes-gpu": dict(model="gpu-b", frames=16, size=64, batch_size=64, lr=3e-4, steps=50_000, warmup_steps=1000,
+                       ema_decay=0.9995),
+}
+
+
+def _coerce(value: str, typ, name: str):
+    """Parse a CLI string into the field's type, with an error that says what was expected."""
+    origin = typing.get_origin(typ)
+    args = [a for a in typing.get_args(typ) if a is not type(None)]
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        if value.lower() in ("none", "null"):
+            return None
+        return _coerce(value, args[0], name)
+    try:
+        if typ is bool:
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError
+        if typ in (int, float, str):
+            return typ(value)
+        if typ in (dict, list) or origin in (dict, list):
+            out = json.loads(value)
+            if not isinstance(out, dict if (typ is dict or origin is dict) else list):
+                raise ValueError
+            return out
+    except (ValueError, json.JSONDecodeError):
+        pass
+    raise ValueError(f"option '{name}': cannot read {value!r} as {getattr(typ, '__name__', typ)}")
+
+
+def make_config(preset: str | None = None, overrides: dict | None = None) -> TrainConfig:
+    """A preset plus overrides (values may be strings from the CLI: they are parsed and type-checked)."""
+    base: dict = {}
+    if preset is not None:
+        if preset not in TRAIN_PRESETS:
+            raise ValueError(f"unknown preset '{preset}'; choose one of: {', '.join(TRAIN_PRESETS)}")
+        base.update(TRAIN_PRESETS[preset])
+    hints = typing.get_type_hints(TrainConfig)
+    for k, v in (overrides or {}).items():
+        if k not in hints:
+            raise ValueError(f"unknown training option '{k}'; valid options: {', '.join(sorted(hints))}")
+        base[k] = _coerce(v, hints[k], k) if isinstance(v, str) and hints[k] is not str else v
+    cfg = TrainConfig.from_dict(base)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Reject impossible settings early, before any work is done."""
+    problems = []
+    if cfg.frames < 1:
+        problems.append(f"frames must be >= 1 (got {cfg.frames})")
+    if cfg.size < 8 or cfg.size % 8:
+        problems.append(f"size must be a multiple of 8 and >= 8 (got {cfg.size})")
+    if cfg.batch_size < 1 or cfg.grad_accum < 1:
+        problems.append("batch_size and grad_accum must be >= 1")
+    if cfg.batch_size % cfg.grad_accum:
+        problems.append(f"batch_size ({cfg.batch_size}) must be divisible by grad_accum ({cfg.grad_accum})")
+    if cfg.steps is not None and cfg.steps < 1:
+        problems.append(f"steps must be >= 1 (got {cfg.steps})")
+    if cfg.minutes is not None and cfg.minutes <= 0:
+        problems.append(f"minutes must be > 0 (got {cfg.minutes})")
+    if cfg.steps is None and cfg.minutes is None:
+        problems.append("give a budget: --steps N or --minutes M")
+    if not 0 <= cfg.cfg_dropout < 1:
+        problems.append(f"cfg_dropout must be in [0, 1) (got {cfg.cfg_dropout})")
+    if cfg.lr <= 0:
+        problems.append(f"lr must be > 0 (got {cfg.lr})")
+    if problems:
+        raise ValueError("invalid training config: " + "; ".join(problems))
+
+
+def save_json(path: str | Path, obj: dict) -> None:
+    """Atomic JSON write: a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    tmp.replace(path)

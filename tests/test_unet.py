@@ -1,0 +1,195 @@
+"""Invariants of the space-time U-Net (tiny preset, CPU, seconds)."""
+
+import pytest
+import torch
+
+from stillmotion.cond import Cond
+from stillmotion.models.registry import UNET_PRESETS, build_unet, count_flops, count_params
+from stillmotion.models.unet import SpaceTimeUNet, UNetConfig
+
+D = 384  # MiniLM token size, the tiny preset's text_dim
+
+
+def randomize(model: SpaceTimeUNet, seed: int = 0, std: float = 0.1) -> SpaceTimeUNet:
+    """Replace every parameter (zero-init ones too) by noise, so every branch influences the output."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            is_norm_scale = "norm" in name and name.endswith("weight")
+            p.copy_(torch.randn(p.shape, generator=g) * std + (1.0 if is_norm_scale else 0.0))
+    return model
+
+
+def tiny(seed: int = 0, **overrides) -> SpaceTimeUNet:
+    torch.manual_seed(seed)
+    return randomize(build_unet("tiny", **overrides), seed).eval()
+
+
+def text_cond(b: int, length: int = 5, seed: int = 1) -> Cond:
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(b, length, dtype=torch.bool)
+    mask[0, 3:] = False  # batch element 0 has 2 padding tokens
+    return Cond(text=torch.randn(b, length, D, generator=g), text_mask=mask)
+
+
+def video(b: int, frames: int, h: int = 16, w: int = 16, seed: int = 2) -> torch.Tensor:
+    return torch.randn(b, 3, frames, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("frames,h,w", [(1, 16, 16), (3, 16, 16), (8, 16, 16), (3, 32, 32), (1, 32, 16),
+                                        (3, 16, 32)])
+def test_output_shape_and_zero_init(frames, h, w):
+    torch.manual_seed(0)
+    net = build_unet("tiny")
+    x = video(2, frames, h, w)
+    out = net(x, torch.zeros(2), text_cond(2))
+    assert out.shape == x.shape
+    assert torch.all(out == 0)  # zero-init final conv (DiT / ADM)
+    out = randomize(net)(x, torch.zeros(2), text_cond(2))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_tiny_preset_is_tiny_and_flops_counted():
+    net = build_unet("tiny")
+    assert count_params(net) < 100_000
+    assert 0 < count_flops(net, frames=2, size=16) < 1.0
+    with pytest.raises(KeyError, match="presets are"):
+        build_unet("huge")
+
+
+def test_config_round_trip():
+    cfg = UNET_PRESETS["cpu"]
+    assert UNetConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown keys"):
+        UNetConfig.from_dict({**cfg.to_dict(), "chanels": [1]})
+    assert build_unet("tiny").config == UNET_PRESETS["tiny"]
+
+
+def test_temporal_off_is_image_model_per_frame():
+    net = tiny()
+    x, nl, cond = video(2, 4), torch.randn(2), text_cond(2)
+    with torch.no_grad():
+        on = net(x, nl, cond)
+        net.set_temporal(False)
+        off = net(x, nl, cond)
+        per_frame = torch.cat([net(x[:, :, f:f + 1], nl, cond) for f in range(4)], dim=2)
+    assert not torch.allclose(on, off, atol=1e-4)  # the random temporal layers did something
+    torch.testing.assert_close(off, per_frame, atol=1e-5, rtol=1e-4)
+
+
+def test_single_frame_equals_image_model_with_same_weights():
+    video_net = tiny()
+    image_net = build_unet("tiny", temporal=False).eval()
+    image_keys = set(image_net.state_dict())
+    image_net.load_state_dict({k: v for k, v in video_net.state_dict().items() if k in image_keys})
+    x, nl, cond = video(2, 1), torch.randn(2), text_cond(2)
+    with torch.no_grad():
+        torch.testing.assert_close(video_net(x, nl, cond), image_net(x, nl, cond), atol=1e-6, rtol=1e-5)
+    # inflate: image weights into a fresh video model; the new keys are exactly the temporal layers
+    fresh = build_unet("tiny")
+    new_keys = fresh.inflate(image_net.state_dict())
+    assert new_keys and all(("tconv" in k or "tattn" in k) for k in new_keys)
+    assert set(new_keys) | image_keys == set(fresh.state_dict())
+    # temporal layers are zero-init residuals: the inflated model is the image model per frame
+    with torch.no_grad():
+        x4 = video(2, 4)
+        per_frame = torch.cat([image_net(x4[:, :, f:f + 1], nl, cond) for f in range(4)], dim=2)
+        torch.testing.assert_close(fresh.eval()(x4, nl, cond), per_frame, atol=1e-5, rtol=1e-4)
+    with pytest.raises(ValueError, match="temporal=False"):
+        image_net.set_temporal(True)
+
+
+def test_batch_elements_never_mix():
+    net = tiny()
+    x = video(3, 4).requires_grad_(True)
+    cond = text_cond(3)
+    out = net(x, torch.randn(3), cond)
+    (grad,) = torch.autograd.grad(out[1].sum(), x)
+    assert grad[1].abs().sum() > 0
+    assert torch.all(grad[0] == 0) and torch.all(grad[2] == 0)
+
+
+def test_variable_frames_at_sampling_time():
+    net = tiny()
+    for frames in (4, 12):
+        out = net(video(1, frames), torch.zeros(1), text_cond(1))
+        assert out.shape == (1, 3, frames, 16, 16) and torch.isfinite(out).all()
+
+
+def test_per_frame_noise_level():
+    net = tiny()
+    x = video(2, 3)
+    same = net(x, torch.full((2,), 0.3))
+    per = net(x, torch.full((2, 3), 0.3))
+    torch.testing.assert_close(same, per)
+    assert not torch.allclose(per, net(x, torch.tensor([[0.3, 0.3, -1.0]] * 2)))
+
+
+def test_text_padding_ignored_and_text_matters():
+    net = tiny()
+    x, nl, cond = video(2, 3), torch.randn(2), text_cond(2)
+    base = net(x, nl, cond)
+    padded = cond.text.clone()
+    padded[0, 3:] = 1e4  # garbage in padding positions
+    torch.testing.assert_close(net(x, nl, Cond(text=padded, text_mask=cond.text_mask)), base)
+    longer = Cond(text=torch.cat([cond.text, torch.randn(2, 3, D)], 1),
+                  text_mask=torch.cat([cond.text_mask, torch.zeros(2, 3, dtype=torch.bool)], 1))
+    torch.testing.assert_close(net(x, nl, longer), base, atol=1e-5, rtol=1e-4)
+    other = net(x, nl, text_cond(2, seed=7))
+    assert (other - base).abs().amax(dim=(1, 2, 3, 4)).min() > 1e-3  # different text changes both clips
+
+
+def test_empty_text_rows_do_not_nan():
+    net = tiny()
+    cond = Cond(text=torch.randn(2, 4, D), text_mask=torch.zeros(2, 4, dtype=torch.bool))
+    out = net(video(2, 3), torch.randn(2), cond)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None)
+
+
+def test_known_frames_only_where_mask_is_one():
+    net = tiny()
+    x, nl = video(2, 4), torch.randn(2)
+    frames = video(2, 4, seed=5)
+    mask = torch.tensor([[1.0, 0, 0, 1], [0, 1, 0, 0]])
+    base = net(x, nl, Cond(frames=frames, frame_mask=mask))
+    garbage = torch.where(mask[:, None, :, None, None] > 0, frames, torch.full_like(frames, 1e3))
+    torch.testing.assert_close(net(x, nl, Cond(frames=garbage, frame_mask=mask)), base)
+    assert not torch.allclose(net(x, nl, Cond(frames=frames * 0.5, frame_mask=mask)), base, atol=1e-4)
+    # no known frames == frames of zeros with mask 0
+    no_known = Cond(frames=frames, frame_mask=torch.zeros(2, 4))
+    torch.testing.assert_close(net(x, nl, None), net(x, nl, no_known))
+
+
+def test_bad_input_errors_teach():
+    net = build_unet("tiny")
+    with pytest.raises(ValueError, match="divisible by 2"):
+        net(torch.randn(1, 3, 2, 15, 16), torch.zeros(1))
+    with pytest.raises(ValueError, match="noise_level"):
+        net(video(2, 3), torch.zeros(3))
+    with pytest.raises(ValueError, match="text_dim"):
+        net(video(1, 2), torch.zeros(1), Cond(text=torch.randn(1, 3, 8)))
+
+
+def test_grad_checkpoint_same_gradients_and_bf16_autocast():
+    x, nl, cond = video(2, 3), torch.randn(2), text_cond(2)
+    grads = []
+    for ckpt in (False, True):
+        net = tiny(grad_checkpoint=ckpt).train()
+        net(x, nl, cond).square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters()]))
+    torch.testing.assert_close(grads[0], grads[1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = tiny()(x, nl, cond)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_rope_scores_depend_only_on_frame_offset():
+    from stillmotion.models.layers import apply_rope
+
+    q, k = torch.randn(16).expand(7, 16), torch.randn(16).expand(7, 16)  # the same vector at 7 frames
+    scores = apply_rope(q[None])[0] @ apply_rope(k[None])[0].T  # (7, 7)
+    for offset in range(-6, 7):
+        diag = torch.diagonal(scores, offset)
+        torch.testing.assert_close(diag, diag[:1].expand_as(diag), atol=1e-5, rtol=1e-5)
