@@ -57,6 +57,9 @@ class UNetConfig:
         dropout: dropout inside residual blocks.
         temporal: build temporal layers; False gives a pure image model (its weights can be inflated).
         grad_checkpoint: recompute activations in the backward pass (saves memory, costs ~30% time).
+        patch_size: fold p x p pixel patches into channels before the first level (pixel unshuffle) and unfold
+            them after the last (pixel shuffle), as DiT patchifies: the U-Net then runs at H/p x W/p, which
+            removes its costliest, thinnest level. 1 keeps full resolution.
     """
 
     in_channels: int = 3
@@ -71,6 +74,7 @@ class UNetConfig:
     dropout: float = 0.0
     temporal: bool = True
     grad_checkpoint: bool = False
+    patch_size: int = 1
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
@@ -154,7 +158,8 @@ class SpaceTimeUNet(nn.Module):
             self.pool_proj = nn.Linear(cfg.text_dim, emb_dim)  # masked-mean prompt -> added to noise emb
 
         # Input: x, known frames * mask, mask.
-        self.conv_in = nn.Conv2d(2 * cfg.in_channels + 1, ch[0], 3, padding=1)
+        p2 = cfg.patch_size ** 2
+        self.conv_in = nn.Conv2d((2 * cfg.in_channels + 1) * p2, ch[0], 3, padding=1)
 
         def stage(i, o, level, attn=None, tattn=None):
             attn = level in cfg.attn_levels if attn is None else attn
@@ -177,7 +182,7 @@ class SpaceTimeUNet(nn.Module):
             if lvl > 0:
                 self.upsample.append(Upsample(c, ch[lvl - 1]))
         self.norm_out = group_norm(ch[0])
-        self.conv_out = nn.Conv2d(ch[0], cfg.out_channels or cfg.in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(ch[0], (cfg.out_channels or cfg.in_channels) * p2, 3, padding=1)
         self.initialize_weights()
 
     # ----------------------------------------------------------------------------------------------
@@ -267,11 +272,11 @@ class SpaceTimeUNet(nn.Module):
         """
         cfg = self.config
         b, c, frames, height, width = x.shape
-        factor = 2 ** (len(cfg.channels) - 1)
+        factor = cfg.patch_size * 2 ** (len(cfg.channels) - 1)
         if c != cfg.in_channels or height % factor or width % factor:
             raise ValueError(f"SpaceTimeUNet: x has shape {tuple(x.shape)}; expected "
                              f"(B, {cfg.in_channels}, F, H, W) with H and W divisible by {factor} "
-                             f"({len(cfg.channels)} levels); crop or pad the frames")
+                             f"({len(cfg.channels)} levels, patch size {cfg.patch_size}); crop or pad the frames")
         cond = cond if cond is not None else Cond()
 
         # Known frames and their mask as extra input channels.
@@ -302,7 +307,9 @@ class SpaceTimeUNet(nn.Module):
                 return checkpoint(stage, h, emb, context, context_mask, frames, temporal, use_reentrant=False)
             return stage(h, emb, context, context_mask, frames, temporal)
 
-        h = self.conv_in(h)  # (B*F, ch0, H, W)
+        if cfg.patch_size > 1:
+            h = F.pixel_unshuffle(h, cfg.patch_size)  # (B*F, (2C+1)*p*p, H/p, W/p)
+        h = self.conv_in(h)  # (B*F, ch0, H/p, W/p)
         skips = []
         for lvl, stages in enumerate(self.down):
             for s in stages:
@@ -317,5 +324,7 @@ class SpaceTimeUNet(nn.Module):
                 h = run(s, torch.cat([h, skips.pop()], dim=1))  # (B*F, 2 ch[lvl], ...) -> (B*F, ch[lvl], ...)
             if i < len(self.upsample):
                 h = self.upsample[i](h)  # (B*F, ch[lvl-1], 2x resolution)
-        h = self.conv_out(F.silu(self.norm_out(h)))  # (B*F, C_out, H, W)
+        h = self.conv_out(F.silu(self.norm_out(h)))  # (B*F, C_out*p*p, H/p, W/p)
+        if cfg.patch_size > 1:
+            h = F.pixel_shuffle(h, cfg.patch_size)  # (B*F, C_out, H, W)
         return rearrange(h, "(b f) c h w -> b c f h w", b=b)  # (B, C_out, F, H, W)

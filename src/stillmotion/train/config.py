@@ -27,7 +27,7 @@ class TrainConfig:
     parameterization: str = "v"         # eps | v | x0 | edm | flow
     sigma_data: float = 0.5
     train_sigmas: str = "lognormal"     # training noise-level distribution
-    p_mean: float = -0.8                # lognormal noise levels: log(sigma) ~ N(p_mean, p_std^2)
+    p_mean: float = -0.6                # lognormal noise levels: log(sigma) ~ N(p_mean, p_std^2)
     p_std: float = 1.4
     text_encoder: str = "minilm"        # "minilm" or a local Hugging Face folder
     cfg_dropout: float = 0.1            # probability of training with the empty prompt
@@ -35,10 +35,10 @@ class TrainConfig:
     batch_size: int = 16                # global batch (all processes, all accumulation steps)
     grad_accum: int = 1
     lr: float = 1e-3
-    warmup_steps: int = 200
+    warmup_steps: int = 50
     weight_decay: float = 0.0
     grad_clip: float = 1.0
-    ema_decay: float = 0.998
+    ema_decay: float = 0.995
     bf16: bool = False
     # budget and bookkeeping
     steps: int | None = None            # stop after this many optimizer steps ...
