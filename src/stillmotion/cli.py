@@ -235,9 +235,79 @@ def _add_info(subparsers) -> None:
     p.set_defaults(func=_run_info)
 
 
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from stillmotion.eval.prompt_following import evaluate_prompt_following, write_summary
+    from stillmotion.pipelines.text_to_video import load
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pipe = load(args.model)
+    report = {"model": str(args.model or "shipped"), "record": pipe.info.get("record", {}), "results": []}
+    for split in args.split:
+        result = evaluate_prompt_following(pipe, n=args.n, seed=args.seed, split=split, steps=args.steps,
+                                           sampler=args.sampler, guidance=args.guidance)
+        report["results"].append(result)
+        print(f"{split:9s} colour {result['colour_accuracy']:.3f}  direction {result['direction_accuracy']:.3f}  "
+              f"both {result['colour_and_direction_accuracy']:.3f}  ({result['seconds_per_clip']:.2f} s/clip)")
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_summary(report, out / "summary.md")
+    print(f"wrote {out / 'report.json'} and {out / 'summary.md'}")
+    return 0
+
+
+def _add_evaluate(subparsers) -> None:
+    from stillmotion.diffusion.samplers import SAMPLERS
+
+    p = subparsers.add_parser("evaluate", help="score a model's prompt following with a fixed protocol",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default=None, help="checkpoint or run folder (default: the shipped model)")
+    p.add_argument("--n", type=_positive_int, default=256, help="prompts per split")
+    p.add_argument("--seed", type=int, default=0, help="prompt and sampling seed")
+    p.add_argument("--split", nargs="+", default=["heldout", "train"], choices=["heldout", "train", "canonical"],
+                   help="prompt wordings: held-out (never in training captions), train, canonical")
+    p.add_argument("--steps", type=_positive_int, default=20, help="sampler steps")
+    p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="sampler")
+    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    p.add_argument("--out", default="eval", help="folder for report.json and summary.md")
+    p.set_defaults(func=_run_evaluate)
+
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+def _run_export(args: argparse.Namespace) -> int:
+    import torch
+
+    from stillmotion.train import checkpoint
+
+    dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16)
+    size = (dest / "model.safetensors").stat().st_size / 1e6
+    print(f"wrote {dest} (model.safetensors {size:.1f} MB, config.json)")
+    return 0
+
+
+def _add_export(subparsers) -> None:
+    p = subparsers.add_parser("export", help="write an inference-only copy of a checkpoint (float16 by default)")
+    p.add_argument("run", help="checkpoint or run folder")
+    p.add_argument("dest", help="folder to write model.safetensors and config.json into")
+    p.add_argument("--float32", action="store_true", help="keep float32 weights (twice the size)")
+    p.set_defaults(func=_run_export)
+
+
 # ------------------------------------------------------------------------------------------------ main
 
-COMMANDS = [_add_generate, _add_train, _add_info, _add_data]
+COMMANDS = [_add_generate, _add_train, _add_evaluate, _add_info, _add_export, _add_data]
 
 
 def build_parser() -> argparse.ArgumentParser:

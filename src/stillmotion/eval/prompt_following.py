@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -92,6 +93,27 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
         "per_colour": {c: float(np.mean([r["colour_ok"] for r in rows if r["target_colour"] == c])) for c in COLOURS},
         "failures": [r for r in rows if not (r["colour_ok"] and r["direction_ok"])][:20],
     }
+
+
+def write_summary(report: dict, path) -> None:
+    """A short markdown table of a report from `stillmotion evaluate`."""
+    lines = [f"# Prompt following: {report['model']}", "",
+             f"Training record: {report.get('record')}", "",
+             "| wording | n | colour | direction | colour and direction | vanished | s/clip |",
+             "|---|---|---|---|---|---|---|"]
+    for r in report["results"]:
+        p = r["protocol"]
+        lines.append(f"| {p['split']} | {p['n']} | {r['colour_accuracy']:.3f} | {r['direction_accuracy']:.3f} | "
+                     f"{r['colour_and_direction_accuracy']:.3f} | {r['stability']['vanished_clips']} | "
+                     f"{r['seconds_per_clip']:.2f} |")
+    p = report["results"][0]["protocol"] if report["results"] else {}
+    lines += ["", f"Protocol: {p.get('sampler')} sampler, {p.get('steps')} steps, guidance {p.get('guidance')}, "
+              f"{p.get('frames')} frames of {p.get('size')}x{p.get('size')}, seed {p.get('seed')}; judged by the "
+              "pixel probe (stillmotion.eval.probe): nearest palette colour of the median foreground pixel, and "
+              "the centroid's displacement between the first and last third of the clip in 8 compass bins. "
+              "Prompts cycle through all 64 colour x direction pairs; held-out wordings never occur in training.",
+              ""]
+    Path(path).write_text("\n".join(lines))
 
 
 @torch.inference_mode()

@@ -49,7 +49,8 @@ class TextToVideo:
         config = checkpoint.load_config(path)
         model_cfg = {k: v for k, v in config["model"].items() if k != "arch"}
         net = build_unet(UNetConfig.from_dict(model_cfg))
-        missing, unexpected = net.load_state_dict(checkpoint.load_weights(path), strict=False)
+        weights = {k: v.float() for k, v in checkpoint.load_weights(path).items()}  # float16 release -> float32
+        missing, unexpected = net.load_state_dict(weights, strict=False)
         if missing or unexpected:
             raise ValueError(f"checkpoint '{path}' does not fit its own config: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")

@@ -86,3 +86,28 @@ def load_training_state(path: str | Path) -> dict:
         raise FileNotFoundError(f"'{f}' is missing: this checkpoint was saved for inference only and cannot be "
                                 f"resumed; start a new run (optionally from these weights)")
     return torch.load(f, map_location="cpu", weights_only=True)
+
+
+def export(src: str | Path, dest: str | Path, *, dtype: torch.dtype | None = torch.float16) -> Path:
+    """Write an inference-only copy of a checkpoint (no optimizer state), optionally in half precision.
+
+    This is how the shipped model is made: its weights are stored in float16 (half the size in git) and
+    loaded back into float32, and it is evaluated as stored.
+    """
+    folder = resolve(src)
+    config = load_config(folder)
+    weights = load_weights(folder)
+    if dtype is not None:
+        weights = {k: (v.to(dtype) if v.is_floating_point() else v) for k, v in weights.items()}
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    tmp = dest / "model.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp), metadata={"format": FORMAT})
+    tmp.replace(dest / "model.safetensors")
+    config = {k: v for k, v in config.items() if k not in ("format", "version")}
+    config["record"] = {**config.get("record", {}), "exported_from": str(folder),
+                        "stored_dtype": str(dtype or "as trained").replace("torch.", "")}
+    tmp = dest / "config.json.tmp"
+    tmp.write_text(json.dumps({"format": FORMAT, "version": __version__, **config}, indent=2))
+    tmp.replace(dest / "config.json")
+    return dest
