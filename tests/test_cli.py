@@ -89,3 +89,27 @@ def test_export_is_loadable_and_close(tiny_run, tmp_path):
     a = load(tiny_run)("a red circle moving left", steps=2, seed=0, progress=False)
     b = load(tmp_path / "release")("a red circle moving left", steps=2, seed=0, progress=False)
     assert (a - b).abs().max() < 2e-2  # float16 storage changes weights by ~1e-3 relative
+
+
+def test_interrupted_training_keeps_its_progress(tmp_path):
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "stillmotion.cli", "train", "--preset", "shapes-tiny",
+                             "--steps", "100000", "--out", str(out)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "log.csv").is_file():
+        time.sleep(0.5)
+    time.sleep(2)  # a few steps
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    config = json.loads((out / "checkpoint" / "config.json").read_text())
+    step = config["record"]["step"]
+    assert step >= 1
+    r = run("train", "--out", str(out), "--resume", "--steps", str(step + 1))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((out / "checkpoint" / "config.json").read_text())["record"]["step"] == step + 1

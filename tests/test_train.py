@@ -101,3 +101,16 @@ def test_bad_config_is_rejected_clearly(overrides, message):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset 'shapes-xxl'.*shapes-tiny"):
         make_config("shapes-xxl")
+
+
+def test_gradient_accumulation_matches_one_big_batch(tmp_path):
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 2}))
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "b"), "steps": 2, "grad_accum": 2}))
+    ha, hb = history(tmp_path / "a"), history(tmp_path / "b")
+    assert max(abs(x - y) for x, y in zip(ha, hb)) < 1e-5, (ha, hb)
+
+
+def test_bf16_autocast_trains(tmp_path):
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "run"), "steps": 2, "bf16": True}))
+    losses = history(tmp_path / "run")
+    assert len(losses) == 2 and all(0 < x < 10 for x in losses)

@@ -12,6 +12,8 @@ import contextlib
 import csv
 import math
 import platform
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,7 +143,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             logger.writerow(["step", "loss", "lr", "grad_norm", "clips_per_s", "elapsed_s"])
     tb = None
     if cfg.tensorboard and dist.is_main():
-        from torch.utils.tensorboard import SummaryWriter
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError as e:
+            raise ImportError("tensorboard=true needs the tensorboard package: pip install tensorboard") from e
         tb = SummaryWriter(str(out / "tensorboard"))
 
     def save(final: bool = False) -> Path:
@@ -159,6 +164,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         dist.barrier()
         return path
 
+    if threading.current_thread() is threading.main_thread():
+        # a scheduler's SIGTERM (preemption, `kill`) saves a checkpoint like Ctrl-C does
+        signal.signal(signal.SIGTERM, _raise_interrupt)
     budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
     total = cfg.steps
     bar = tqdm(total=total, initial=step, disable=not dist.is_main(), unit="step", dynamic_ncols=True)
@@ -226,6 +234,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         dist.print0(f"done: {step} steps in {elapsed / 60:.1f} min; checkpoint {path}")
     dist.barrier()
     return path
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:
