@@ -114,3 +114,15 @@ def test_bf16_autocast_trains(tmp_path):
     train(make_config("shapes-tiny", {"out": str(tmp_path / "run"), "steps": 2, "bf16": True}))
     losses = history(tmp_path / "run")
     assert len(losses) == 2 and all(0 < x < 10 for x in losses)
+
+
+def test_init_from_starts_at_the_given_weights(tmp_path):
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 2}))
+    cfg = make_config("shapes-tiny", {"out": str(tmp_path / "b"), "steps": 1, "lr": "1e-12",
+                                      "init_from": str(tmp_path / "a")})
+    train(cfg)
+    a, b = checkpoint.load_weights(tmp_path / "a"), checkpoint.load_weights(tmp_path / "b")
+    assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
+    with pytest.raises(ValueError, match="do not fit model"):
+        train(make_config("shapes-tiny", {"out": str(tmp_path / "c"), "steps": 1, "init_from": str(tmp_path / "a"),
+                                          "model_overrides": '{"channels": [8, 24]}'}))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ class TrainConfig:
     # model and diffusion
     model: str = "cpu"                  # a U-Net preset from stillmotion.models.registry
     model_overrides: dict = field(default_factory=dict)
+    init_from: str | None = None        # start from these weights (a checkpoint or run folder) instead of init
     parameterization: str = "v"         # eps | v | x0 | edm | flow
     sigma_data: float = 0.5
     train_sigmas: str = "lognormal"     # training noise-level distribution
@@ -88,7 +90,7 @@ def _coerce(value: str, typ, name: str):
     """Parse a CLI string into the field's type, with an error that says what was expected."""
     origin = typing.get_origin(typ)
     args = [a for a in typing.get_args(typ) if a is not type(None)]
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin in (typing.Union, types.UnionType):
         if value.lower() in ("none", "null"):
             return None
         return _coerce(value, args[0], name)

@@ -115,6 +115,14 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     source = make_source(cfg)
     text = TextEncoder(cfg.text_encoder)
     net = build_unet(cfg.model, **cfg.model_overrides, text_dim=text.dim).to(device)
+    if cfg.init_from and not resume:
+        weights = {k: v.float() for k, v in checkpoint.load_weights(cfg.init_from).items()}
+        try:
+            net.load_state_dict(weights)
+        except RuntimeError as e:
+            raise ValueError(f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}' "
+                             f"({str(e).splitlines()[0]}); use the same model preset and overrides") from None
+        dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}")
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, elapsed, history = 0, 0.0, []
