@@ -37,7 +37,20 @@ from stillmotion.models.layers import (
     noise_embedding,
 )
 
-TEMPORAL_KEYS = ("tconv", "tattn")  # parameter-name parts that belong to temporal layers
+TEMPORAL_KEYS = ("tconv", "tattn", "tpos")  # parameter-name parts that belong to temporal layers
+FRAME_FEATURES = 16  # Fourier features of a frame's position in the clip
+
+
+def frame_position_features(frames: int, device=None) -> Tensor:
+    """Where each frame sits in the clip, as (F, FRAME_FEATURES) Fourier features of u = f / (F - 1) in [0, 1].
+
+    Temporal attention (RoPE) and temporal convolutions only see relative offsets, so a middle frame cannot
+    tell how far along the clip it is; yet "moving left" means x decreases with the frame's position. The
+    position is normalised, so a clip sampled with a different F still runs from start (0) to end (1).
+    """
+    u = torch.linspace(0, 1, frames, device=device)[:, None]  # (F, 1)
+    k = torch.arange(1, FRAME_FEATURES // 2 + 1, device=device)[None] * torch.pi / 2  # (1, FRAME_FEATURES/2)
+    return torch.cat([torch.cos(k * u), torch.sin(k * u)], dim=-1)  # (F, FRAME_FEATURES)
 
 
 @dataclass
@@ -151,6 +164,8 @@ class SpaceTimeUNet(nn.Module):
 
         self.noise_mlp = nn.Sequential(nn.Linear(self.noise_dim, emb_dim), nn.SiLU(),
                                        nn.Linear(emb_dim, emb_dim))
+        # frame position -> embedding: a temporal layer (zero-init, skipped when F == 1 or temporal is off)
+        self.tpos = nn.Linear(FRAME_FEATURES, emb_dim) if cfg.temporal else None
         if cfg.text_dim:
             self.text_norm = nn.LayerNorm(cfg.text_dim)
             self.text_proj = nn.Linear(cfg.text_dim, self.context_dim)  # tokens -> cross-attention context
@@ -205,6 +220,9 @@ class SpaceTimeUNet(nn.Module):
                 m.zero_init()
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        if self.tpos is not None:
+            nn.init.zeros_(self.tpos.weight)
+            nn.init.zeros_(self.tpos.bias)
 
     def set_temporal(self, enabled: bool) -> SpaceTimeUNet:
         """Switch temporal layers on or off at run time (off: an image model applied per frame)."""
@@ -232,7 +250,7 @@ class SpaceTimeUNet(nn.Module):
 
     # ----------------------------------------------------------------------------------------------
     def _embed(self, noise_level: Tensor, text: Tensor | None, text_mask: Tensor | None, batch: int,
-               frames: int) -> Tensor:
+               frames: int, temporal: bool) -> Tensor:
         """Noise-level embedding (+ pooled prompt), per frame and passed through SiLU: (B*F, E)."""
         nl = torch.as_tensor(noise_level, dtype=torch.float32, device=self.conv_in.weight.device)
         if nl.dim() == 0:
@@ -246,6 +264,9 @@ class SpaceTimeUNet(nn.Module):
         if text is not None:
             pooled = text.sum(1) / text_mask.sum(1, keepdim=True).clamp(min=1)  # (B, D) masked mean
             emb = emb + repeat(self.pool_proj(pooled), "b e -> (b f) e", f=frames)  # (B*F, E)
+        if temporal and self.tpos is not None:
+            pos = self.tpos(frame_position_features(frames, emb.device))  # (F, E)
+            emb = emb + repeat(pos, "f e -> (b f) e", b=batch)  # (B*F, E)
         return F.silu(emb)
 
     def _context(self, text: Tensor | None, text_mask: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
@@ -298,9 +319,9 @@ class SpaceTimeUNet(nn.Module):
             text_mask = cond.text_mask.bool() if cond.text_mask is not None else \
                 torch.ones(cond.text.shape[:2], dtype=torch.bool, device=x.device)  # (B, L)
             text = torch.where(text_mask[..., None], cond.text.float(), 0.0)  # (B, L, D), padding zeroed
-        emb = self._embed(noise_level, text, text_mask, b, frames)  # (B*F, E)
-        context, context_mask = self._context(text, text_mask, b) if cfg.text_dim else (None, None)
         temporal = self.temporal_enabled and frames > 1
+        emb = self._embed(noise_level, text, text_mask, b, frames, temporal)  # (B*F, E)
+        context, context_mask = self._context(text, text_mask, b) if cfg.text_dim else (None, None)
 
         def run(stage: Stage, h: Tensor) -> Tensor:
             if cfg.grad_checkpoint and self.training and torch.is_grad_enabled():

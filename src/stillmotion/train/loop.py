@@ -30,6 +30,7 @@ from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.schedules import sample_training_sigmas
 from stillmotion.models.registry import build_unet, count_params
 from stillmotion.models.text import TextEncoder
+from stillmotion.models.unet import TEMPORAL_KEYS
 from stillmotion.train import checkpoint, dist
 from stillmotion.train.config import TrainConfig, save_json
 from stillmotion.train.ema import EMA
@@ -118,11 +119,16 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if cfg.init_from and not resume:
         weights = {k: v.float() for k, v in checkpoint.load_weights(cfg.init_from).items()}
         try:
-            net.load_state_dict(weights)
+            result = net.load_state_dict(weights, strict=False)
         except RuntimeError as e:
             raise ValueError(f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}' "
-                             f"({str(e).splitlines()[0]}); use the same model preset and overrides") from None
-        dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}")
+                             f"({str(e).splitlines()[1].strip()}); use the same model preset and overrides") from None
+        new = [k for k in result.missing_keys if any(p in k for p in TEMPORAL_KEYS)]
+        if result.unexpected_keys or len(new) != len(result.missing_keys):
+            raise ValueError(f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}' "
+                             f"(unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
+        dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
+                    + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else ""))
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, elapsed, history = 0, 0.0, []
