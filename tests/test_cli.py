@@ -59,6 +59,28 @@ def test_evaluate_writes_a_report(tiny_run, tmp_path):
     result = report["results"][0]
     assert result["protocol"]["n"] == 4 and 0 <= result["colour_and_direction_accuracy"] <= 1
     assert "| canonical | 4 |" in (tmp_path / "eval" / "summary.md").read_text()
+    assert result["stability"]["mean_dynamic_degree"] >= 0  # the flow metrics are part of every report
+
+
+def test_evaluate_videos_scores_a_folder(tmp_path):
+    import numpy as np
+
+    from stillmotion.data.video_io import write_video
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    video = np.zeros((8, 32, 32, 3), np.uint8)
+    for f in range(8):
+        video[f, 12:20, 4 + 2 * f:12 + 2 * f] = 220  # a square moving right, 2 px per frame
+    write_video(folder / "moving.gif", video)
+    write_video(folder / "still.gif", np.repeat(video[:1], 8, axis=0))
+    (folder / "broken.mp4").write_bytes(b"not a video")
+    r = run("evaluate", "--videos", str(folder), "--out", str(tmp_path / "eval"))
+    assert r.returncode == 0, r.stderr
+    assert "skipped broken.mp4" in r.stdout
+    report = json.loads((tmp_path / "eval" / "videos.json").read_text())
+    assert report["videos"]["still.gif"]["dynamic_degree"] == 0
+    assert report["videos"]["moving.gif"]["dynamic_degree"] > 1
 
 
 @pytest.mark.parametrize("args, message", [

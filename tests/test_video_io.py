@@ -130,3 +130,13 @@ def test_read_gif_written_elsewhere(tmp_path):
     images[0].save(path, save_all=True, append_images=images[1:], duration=100, loop=0)
     assert read_video(path).shape == (5, 32, 48, 3)
     assert read_video(path, fps=20).shape[0] == 10
+
+
+def test_gif_keeps_still_frames(tmp_path):
+    """GIF encoders merge identical neighbouring frames; reading must give back every frame of a still stretch."""
+    video = np.zeros((8, 16, 16, 3), np.uint8)
+    video[:, 4:12, 4:12] = 200
+    video[5:, 0, 0] = 90  # frames 0-4 identical, 5-7 identical
+    write_video(tmp_path / "still.gif", video)
+    back = read_video(tmp_path / "still.gif")
+    assert back.shape == video.shape and np.array_equal(back, video)

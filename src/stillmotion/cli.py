@@ -249,6 +249,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.videos:
+        return _evaluate_videos(args, out)
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = load(args.model)
@@ -263,6 +265,22 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     write_summary(report, out / "summary.md")
     print(f"wrote {out / 'report.json'} and {out / 'summary.md'}")
     return 0
+
+
+def _evaluate_videos(args: argparse.Namespace, out) -> int:
+    import json
+
+    from stillmotion.eval.temporal import evaluate_videos
+
+    report = evaluate_videos(args.videos)
+    (out / "videos.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    for name, m in report["videos"].items():
+        print(f"{name:30s} warping error {m['warping_error']:6.2f}  flicker {m['flicker']:6.2f}  "
+              f"dynamic degree {m['dynamic_degree']:5.2f} px/frame")
+    for name, reason in report["skipped"].items():
+        print(f"skipped {name}: {reason}")
+    print(f"wrote {out / 'videos.json'} ({len(report['videos'])} scored, {len(report['skipped'])} skipped)")
+    return 0 if report["videos"] else 2
 
 
 def _add_evaluate(subparsers) -> None:
@@ -280,6 +298,9 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
     p.add_argument("--out", default="eval", help="folder for report.json and summary.md")
+    p.add_argument("--videos", default=None, metavar="DIR",
+                   help="instead: score every video in DIR on temporal consistency (warping error, flicker, "
+                        "dynamic degree) and write videos.json")
     p.set_defaults(func=_run_evaluate)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -125,6 +126,12 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
     return VideoInfo(path, width, height, fps, num_frames, duration, codec)
 
 
+def _gif_timing(container) -> tuple[float, int] | None:
+    """(fps, frames) that `write_video` records in a GIF's comment, or None for other GIFs."""
+    match = re.search(r"stillmotion fps=([0-9.]+) frames=(\d+)", container.metadata.get("comment", ""))
+    return (float(match[1]), int(match[2])) if match else None
+
+
 def read_video(path: str | os.PathLike, *, num_frames: int | None = None, stride: int = 1,
                fps: float | None = None, start: float = 0.0) -> np.ndarray:
     """Decode a video into uint8 RGB frames.
@@ -154,6 +161,12 @@ def read_video(path: str | os.PathLike, *, num_frames: int | None = None, stride
     container, stream = _open(path)
     src_fps = _stream_fps(stream) or 25.0
     declared = int(stream.frames or 0)
+    timing = _gif_timing(container) if fps is None and stream.codec_context.name == "gif" else None
+    if timing:
+        # GIF encoders merge identical neighbouring frames into one longer frame (a still stretch shrinks to one
+        # frame); resampling at the frame rate `write_video` recorded restores every frame.
+        fps = timing[0]
+        num_frames = min(num_frames or timing[1], timing[1])
     frames: list[np.ndarray] = []
     selected = 0          # frames chosen before the stride is applied
     target = 0            # index of the next output time when resampling to `fps`
@@ -290,8 +303,9 @@ def _encode_av(tmp: Path, frames: np.ndarray, fps: float, fmt: str, codec: str, 
 
 def _encode_gif(tmp: Path, frames: np.ndarray, fps: float) -> None:
     images = [Image.fromarray(rgb) for rgb in frames]
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0,
-                   duration=max(20, round(1000 / fps)), disposal=1, optimize=False)
+    duration = max(20, round(1000 / fps))  # ms; GIF stores hundredths of a second
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], loop=0, duration=duration,
+                   disposal=1, optimize=False, comment=f"stillmotion fps={1000 / duration:g} frames={len(frames)}")
 
 
 def write_video(path: str | os.PathLike, video, fps: float = 8, scale: int = 1) -> Path:

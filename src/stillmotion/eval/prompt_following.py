@@ -9,7 +9,9 @@ Protocol (written into every report):
   sampling  one clip per prompt, sampler/steps/guidance as given, sampling seed = seed + prompt index.
   judging   the pixel probe (stillmotion.eval.probe): colour = nearest palette colour to the median
             foreground pixel; direction = centroid displacement between the first and last third, 8 bins.
-            A clip follows the prompt when both match. Stability figures flag flicker and teleporting.
+            A clip follows the prompt when both match. Stability figures flag flicker and teleporting:
+            the probe's area/colour spread and largest centroid jump, and the optical-flow metrics of
+            eval.temporal (warping error and flicker in 0-255 levels, dynamic degree in pixels per frame).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from stillmotion.data.captions import DIRECTIONS, canonical_caption, make_captio
 from stillmotion.data.shapes import COLOURS, DEFAULT_SHAPES, labels_from_attributes
 from stillmotion.data.video_io import to_uint8
 from stillmotion.eval.probe import read_clip
+from stillmotion.eval.temporal import temporal_report
+
+TEMPORAL_KEYS = ("warping_error", "flicker", "dynamic_degree")  # from eval.temporal, averaged over clips
 
 
 def single_object_prompts(n: int, *, seed: int = 0, split: str = "heldout") -> list[tuple[str, dict]]:
@@ -63,7 +68,9 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
                       progress=False)
         for (prompt, target), video in zip(chunk, to_uint8(videos.cpu())):
             r = read_clip(video)
+            t = temporal_report(video) if video.shape[0] > 1 else {}
             rows.append({"prompt": prompt, **{f"target_{k}": v for k, v in target.items()}, **r.to_dict(),
+                         **{k: t[k] for k in TEMPORAL_KEYS if k in t},
                          "colour_ok": r.colour == target["colour"], "direction_ok": r.direction == target["direction"]})
     seconds = time.time() - start
 
@@ -85,6 +92,7 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
             "median_area_cv": float(np.median([row["area_cv"] for row in finite])) if finite else None,
             "median_colour_drift": float(np.median([row["colour_drift"] for row in finite])) if finite else None,
             "median_max_jump_px": float(np.median([row["max_jump"] for row in finite])) if finite else None,
+            **{f"mean_{k}": float(np.nanmean([row[k] for row in rows])) for k in TEMPORAL_KEYS if k in rows[0]},
         },
         "seconds": round(seconds, 1),
         "seconds_per_clip": round(seconds / n, 3),
@@ -99,13 +107,15 @@ def write_summary(report: dict, path) -> None:
     """A short markdown table of a report from `stillmotion evaluate`."""
     lines = [f"# Prompt following: {report['model']}", "",
              f"Training record: {report.get('record')}", "",
-             "| wording | n | colour | direction | colour and direction | vanished | s/clip |",
-             "|---|---|---|---|---|---|---|"]
+             "| wording | n | colour | direction | colour and direction | vanished | warping error | flicker | "
+             "dynamic degree | s/clip |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["results"]:
         p = r["protocol"]
         lines.append(f"| {p['split']} | {p['n']} | {r['colour_accuracy']:.3f} | {r['direction_accuracy']:.3f} | "
                      f"{r['colour_and_direction_accuracy']:.3f} | {r['stability']['vanished_clips']} | "
-                     f"{r['seconds_per_clip']:.2f} |")
+                     + "".join(f"{r['stability'].get('mean_' + k, float('nan')):.2f} | " for k in TEMPORAL_KEYS)
+                     + f"{r['seconds_per_clip']:.2f} |")
     p = report["results"][0]["protocol"] if report["results"] else {}
     lines += ["", f"Protocol: {p.get('sampler')} sampler, {p.get('steps')} steps, guidance {p.get('guidance')}, "
               f"{p.get('frames')} frames of {p.get('size')}x{p.get('size')}, seed {p.get('seed')}; judged by the "

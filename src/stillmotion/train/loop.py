@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import os
 import platform
 import signal
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -95,6 +97,21 @@ def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) ->
     }
 
 
+def hardware(device: torch.device) -> str:
+    """A one-line description of the machine, for training records and model cards."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} CPU cores"
+
+
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     """Train a text-to-video model; return the checkpoint folder. Ctrl-C saves a checkpoint before exiting."""
     device = dist.init()
@@ -132,6 +149,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, elapsed, history = 0, 0.0, []
+    commands = [" ".join(["stillmotion", *sys.argv[1:]]) if Path(sys.argv[0]).name == "stillmotion" else
+                " ".join(sys.argv)]  # how this run was made, for the model card
     if resume:
         state = checkpoint.load_training_state(out)
         net.load_state_dict(state["net"])
@@ -139,6 +158,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         ema.load_state_dict(state["ema"])
         step, elapsed, history = state["step"], state["elapsed"], list(state["loss_history"])
         torch.set_rng_state(state["torch_rng"])
+        commands = checkpoint.load_config(out).get("record", {}).get("commands", []) + commands
         dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
     train_net = DDP(net) if world_size > 1 else net
     denoiser = Denoiser(train_net, cfg.parameterization, cfg.sigma_data)
@@ -165,8 +185,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
 
     def save(final: bool = False) -> Path:
         record = {"step": step, "clips_seen": step * cfg.batch_size, "wall_clock_s": round(elapsed, 1),
-                  "processes": world_size, "device": str(device), "hardware": platform.processor() or
-                  platform.machine(), "torch": torch.__version__, "params": n_params,
+                  "processes": world_size, "device": str(device), "hardware": hardware(device),
+                  "threads": torch.get_num_threads(), "torch": torch.__version__, "params": n_params,
+                  "commands": commands,
                   "final_loss": history[-1] if history else None, "finished": final}
         path = out / "checkpoint"
         if dist.is_main():

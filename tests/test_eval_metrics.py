@@ -1,0 +1,208 @@
+"""Download-free metrics: Fréchet distance closed forms, temporal consistency from flow, PSNR / SSIM."""
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from stillmotion.data.video_io import to_float, write_video
+from stillmotion.eval.frechet import frechet_distance, frechet_distance_features, gaussian_stats
+from stillmotion.eval.reconstruction import psnr, ssim
+from stillmotion.eval.temporal import (
+    dynamic_degree,
+    evaluate_videos,
+    flicker,
+    temporal_report,
+    video_flows,
+    warp,
+    warping_error,
+)
+
+cv2.setNumThreads(1)  # tiny frames; stay off the other cores
+
+
+def moving_square(frames=8, size=32, step=1, background=40, flicker_levels=0):
+    """(F, H, W, 3) uint8: an 8x8 square moving `step` px/frame to the right on a flat background whose
+    brightness rises by `flicker_levels` on every odd frame."""
+    video = np.full((frames, size, size, 3), background, np.uint8)
+    for i in range(frames):
+        video[i] += np.uint8(flicker_levels * (i % 2))
+        x = 6 + step * i
+        video[i, 12:20, x:x + 8] = 200
+    return video
+
+
+def random_covariance(rng, d):
+    a = rng.standard_normal((d, d))
+    return a @ a.T / d + 0.1 * np.eye(d)
+
+
+# ----------------------------------------------------------------------------------------------- Fréchet
+
+def test_identical_sets_have_zero_distance():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((500, 8)) * 3 + 1
+    assert frechet_distance_features(x, x) < 1e-6
+    few = rng.standard_normal((5, 16))  # fewer samples than dimensions: singular covariance, still zero
+    assert frechet_distance_features(few, torch.as_tensor(few)) < 1e-6
+
+
+def test_diagonal_gaussians_match_closed_form():
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([0.5, 1.0, 0.0])
+    s1, s2 = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    expected = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(s1) - np.sqrt(s2)) ** 2).sum()   # 4.25 + 4 + 1
+    assert frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_scaled_full_covariance_matches_closed_form():
+    # S2 = c^2 S1 (not diagonal): (S1^1/2 S2 S1^1/2)^1/2 = c S1, so d^2 = |dmu|^2 + (1 - c)^2 tr S1.
+    rng = np.random.default_rng(1)
+    s1 = random_covariance(rng, 6)
+    mu1, mu2, c = rng.standard_normal(6), rng.standard_normal(6), 2.5
+    expected = ((mu1 - mu2) ** 2).sum() + (1 - c) ** 2 * np.trace(s1)
+    assert frechet_distance(mu1, s1, mu2, c**2 * s1) == pytest.approx(expected, rel=1e-9)
+
+
+def test_general_covariances_match_scipy_sqrtm():
+    linalg = pytest.importorskip("scipy.linalg")
+    rng = np.random.default_rng(2)
+    s1, s2 = random_covariance(rng, 5), random_covariance(rng, 5)
+    mu1, mu2 = rng.standard_normal(5), rng.standard_normal(5)
+    r1 = linalg.sqrtm(s1).real
+    expected = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * linalg.sqrtm(r1 @ s2 @ r1).real)
+    assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+
+
+def test_samples_give_distance_close_to_analytic():
+    rng = np.random.default_rng(3)
+    d, n = 3, 20000
+    mu1, mu2 = np.zeros(d), np.array([1.0, -0.5, 0.0])
+    s1, s2 = random_covariance(rng, d), random_covariance(rng, d)
+    a = rng.multivariate_normal(mu1, s1, size=n)
+    b = rng.multivariate_normal(mu2, s2, size=n)
+    analytic = frechet_distance(mu1, s1, mu2, s2)
+    assert analytic > 0.5
+    assert frechet_distance_features(a, b) == pytest.approx(analytic, rel=0.05)
+    mu, sigma = gaussian_stats(a)
+    assert mu.shape == (d,) and sigma.shape == (d, d)
+
+
+def test_frechet_errors_teach():
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        gaussian_stats(np.zeros((1, 4)))
+    with pytest.raises(ValueError, match="different feature dimensions"):
+        frechet_distance_features(np.zeros((10, 4)), np.zeros((10, 5)))
+    with pytest.raises(ValueError, match="same D"):
+        frechet_distance(np.zeros(3), np.eye(3), np.zeros(4), np.eye(4))
+
+
+# ----------------------------------------------------------------------------------------------- temporal
+
+def test_warp_zero_flow_is_identity_and_integer_flow_shifts():
+    image = np.random.default_rng(4).integers(0, 256, (16, 20, 3)).astype(np.float64)
+    same, inside = warp(image, np.zeros((16, 20, 2)))
+    assert np.array_equal(same, image) and inside.all()
+    shifted, inside = warp(image, np.tile([2.0, 0.0], (16, 20, 1)))      # out(x) = image(x + 2)
+    assert np.array_equal(shifted[:, :-2], image[:, 2:])
+    assert not inside[:, -2:].any() and inside[:, :-2].all()
+
+
+@pytest.mark.parametrize("method", ["farneback", "dis"])
+def test_static_video_scores_exactly_zero(method):
+    report = temporal_report(moving_square(step=0), method=method)
+    assert report["warping_error"] == 0.0 and report["flicker"] == 0.0
+    assert report["dynamic_degree"] == 0.0 and report["moving_fraction"] == 0.0
+    assert report["occluded_fraction"] == 0.0 and report["static_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("method", ["farneback", "dis"])
+def test_flickering_video_scores_worse_than_smooth_motion(method):
+    smooth, flickering = moving_square(), moving_square(flicker_levels=50)
+    flows = video_flows(smooth, method)
+    assert warping_error(flickering, method=method)["warping_error"] > 10 + warping_error(smooth, flows=flows)[
+        "warping_error"]
+    assert flicker(flickering, method=method)["flicker"] > 10 + flicker(smooth, flows=flows)["flicker"]
+
+
+def test_dynamic_degree_is_speed_in_pixels_per_frame():
+    one = dynamic_degree(moving_square(step=1))
+    two = dynamic_degree(moving_square(step=2))
+    assert one["dynamic_degree"] == pytest.approx(1.0, abs=0.2)
+    assert two["dynamic_degree"] == pytest.approx(2.0, abs=0.3)
+    assert one["moving_fraction"] == 1.0
+    assert dynamic_degree(moving_square(step=1), moving_px=1.5)["moving_fraction"] == 0.0
+
+
+def test_float_clip_scores_like_its_frames():
+    video = moving_square()
+    assert temporal_report(to_float(video)) == temporal_report(video)
+
+
+def test_temporal_errors_teach():
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        temporal_report(moving_square()[:1])
+    with pytest.raises(ValueError, match="unknown flow method"):
+        warping_error(moving_square(), method="raft")
+    with pytest.raises(ValueError, match="farneback"):
+        warping_error(np.random.default_rng(8).integers(0, 256, (3, 8, 8, 3), dtype=np.uint8), method="dis")
+
+
+def test_folder_scores_good_video_and_reports_corrupt_one(tmp_path):
+    write_video(tmp_path / "good.mp4", moving_square(), fps=8)
+    (tmp_path / "broken.mp4").write_bytes(b"this is not a video" * 50)
+    (tmp_path / "notes.txt").write_text("captions live elsewhere")
+    result = evaluate_videos(tmp_path)
+    assert list(result["videos"]) == ["good.mp4"]
+    assert list(result["skipped"]) == ["broken.mp4"] and "broken.mp4" in result["skipped"]["broken.mp4"]
+    assert result["ignored"] == ["notes.txt"]
+    good = result["videos"]["good.mp4"]
+    assert good["frames"] == 8 and good["dynamic_degree"] == pytest.approx(1.0, abs=0.3)
+    assert result["mean"]["warping_error"] == good["warping_error"] and math.isfinite(good["warping_error"])
+    assert result["settings"]["method"] == "farneback"
+
+
+# ----------------------------------------------------------------------------------------------- PSNR / SSIM
+
+def test_identical_clips_have_infinite_psnr_and_unit_ssim():
+    video = np.random.default_rng(5).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    assert psnr(video, video) == math.inf
+    assert ssim(video, video) == pytest.approx(1.0, abs=1e-12)
+    assert ssim(to_float(video), to_float(video)) == pytest.approx(1.0, abs=1e-12)
+    assert np.isinf(psnr(video, video, per_frame=True)).all()
+
+
+def test_psnr_known_value_same_in_both_layouts():
+    a = np.random.default_rng(6).integers(0, 200, (8, 32, 32, 3), dtype=np.uint8)
+    b = a + np.uint8(5)                                                     # MSE = 25 exactly
+    expected = 10 * math.log10(255**2 / 25)
+    assert psnr(a, b) == pytest.approx(expected, rel=1e-12)
+    assert psnr(to_float(a), to_float(b)) == pytest.approx(expected, rel=1e-6)  # range 2 for [-1, 1]
+    assert psnr(a, b, per_frame=True) == pytest.approx(np.full(8, expected), rel=1e-12)
+
+
+def test_ssim_of_flat_frames_is_the_luminance_term():
+    a, b = np.full((2, 16, 16, 3), 100, np.uint8), np.full((2, 16, 16, 3), 120, np.uint8)
+    c1 = (0.01 * 255) ** 2
+    assert ssim(a, b) == pytest.approx((2 * 100 * 120 + c1) / (100**2 + 120**2 + c1), rel=1e-12)
+
+
+def test_ssim_decreases_with_noise():
+    rng = np.random.default_rng(7)
+    clean = moving_square().astype(np.float64)
+    scores = [ssim(clean.astype(np.uint8),
+                   np.clip(clean + rng.normal(0, s, clean.shape), 0, 255).round().astype(np.uint8))
+              for s in (2, 10, 40)]
+    assert 1 > scores[0] > scores[1] > scores[2]
+    assert ssim(clean.astype(np.uint8), clean.astype(np.uint8), per_frame=True).shape == (8,)
+
+
+def test_reconstruction_errors_teach():
+    video = moving_square()
+    with pytest.raises(ValueError, match="differ in shape"):
+        psnr(video, video[:4])
+    with pytest.raises(ValueError, match="both be uint8"):
+        ssim(video, to_float(video))
+    with pytest.raises(ValueError, match="smaller odd win_size"):
+        ssim(video[:, :8, :8], video[:, :8, :8])
