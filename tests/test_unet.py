@@ -196,13 +196,14 @@ def test_rope_scores_depend_only_on_frame_offset():
 
 
 def test_frame_position_tells_frames_apart():
-    """Identical frames: attention over identical frames keeps them identical, so once the temporal convolutions
-    (whose zero padding marks the clip's ends) are zeroed, only the frame-position embedding can tell them apart."""
-    from stillmotion.models.layers import TemporalConv
+    """Identical frames: per-pixel attention over identical frames keeps them identical, so once the temporal
+    convolutions (whose zero padding marks the clip's ends) and the space-time attention (whose finite extent
+    does too) are zeroed, only the frame-position embedding can tell them apart."""
+    from stillmotion.models.layers import SpaceTimeAttention, TemporalConv
 
     net = tiny()
     for m in net.modules():
-        if isinstance(m, TemporalConv):
+        if isinstance(m, (TemporalConv, SpaceTimeAttention)):
             m.zero_init()
     x = video(1, 1).expand(1, 3, 5, 16, 16).contiguous()  # 5 copies of one frame
     with torch.no_grad():
@@ -212,3 +213,18 @@ def test_frame_position_tells_frames_apart():
         same = net(x, torch.zeros(1), text_cond(1))
     assert (out[:, :, 0] - out[:, :, -1]).abs().max() > 1e-3
     assert torch.allclose(same[:, :, 0], same[:, :, -1], atol=1e-5)
+
+
+def test_spacetime_rope_scores_depend_only_on_offsets():
+    from stillmotion.models.layers import apply_rope
+
+    grid = torch.meshgrid(torch.arange(3), torch.arange(4), torch.arange(4), indexing="ij")
+    pos = torch.stack(grid, -1).reshape(-1, 3).float()  # (48, 3)
+    q, k = torch.randn(24).expand(48, 24), torch.randn(24).expand(48, 24)  # one vector at every position
+    scores = apply_rope(q, pos) @ apply_rope(k, pos).T  # (48, 48)
+    offsets = pos[:, None] - pos[None]  # (48, 48, 3)
+    for off in [(0, 0, 1), (1, -1, 0), (2, 3, -2)]:
+        sel = scores[(offsets == torch.tensor(off, dtype=torch.float32)).all(-1)]
+        assert sel.numel() > 1
+        torch.testing.assert_close(sel, sel[:1].expand_as(sel), atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(scores[0, 1], scores[0, 4])  # a column step and a row step score differently

@@ -56,22 +56,31 @@ def noise_embedding(noise_level: Tensor, dim: int, max_period: float = 10000.0) 
     return torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # (N, dim)
 
 
-def apply_rope(x: Tensor) -> Tensor:
-    """Rotary position encoding along the sequence axis (RoFormer, Su et al. 2021, eq. 34).
+def apply_rope(x: Tensor, positions: Tensor | None = None) -> Tensor:
+    """Rotary position encoding (RoFormer, Su et al. 2021, eq. 34), along one or several axes.
 
-    Positions are 0..N-1, so attention scores depend only on frame offsets and any number of frames
-    works at sampling time.
+    Scores q.k then depend only on position offsets, so any number of frames works at sampling time. With A
+    axes (frame, row, column for space-time attention), the D/2 rotation pairs are split into A equal groups,
+    one per axis (as video transformers do); leftover pairs are not rotated.
 
     Args:
         x: (..., N, D) queries or keys, D even.
+        positions: (N, A) coordinates of the N tokens; None means one axis with positions 0..N-1.
 
     Returns:
-        (..., N, D): pairs (x_i, x_{i+D/2}) rotated by angle pos * base^(-2i/D).
+        (..., N, D): pairs (x_i, x_{i+D/2}) rotated by angle pos[axis(i)] * base^(-2j/D_axis).
     """
     n, d = x.shape[-2], x.shape[-1]
     half = d // 2
-    freqs = ROPE_BASE ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)  # (D/2,)
-    angles = torch.arange(n, device=x.device, dtype=torch.float32)[:, None] * freqs[None]  # (N, D/2)
+    if positions is None:
+        positions = torch.arange(n, device=x.device, dtype=torch.float32)[:, None]  # (N, 1)
+    axes = positions.shape[1]
+    per_axis = half // axes
+    if per_axis == 0:
+        raise ValueError(f"apply_rope: head size {d} is too small for {axes} position axes; use larger heads")
+    freqs = ROPE_BASE ** (-torch.arange(per_axis, device=x.device, dtype=torch.float32) / per_axis)  # (P,)
+    angles = (positions.to(x.device, torch.float32)[:, :, None] * freqs).reshape(n, axes * per_axis)  # (N, A*P)
+    angles = F.pad(angles, (0, half - axes * per_axis))  # (N, D/2): leftover pairs keep angle 0
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
@@ -214,6 +223,44 @@ class TemporalAttention(nn.Module):
                                                       v[i:i + MAX_ATTN_BATCH])
                        for i in range(0, q.shape[0], MAX_ATTN_BATCH)])  # (B*H*W, heads, F, d)
         y = rearrange(y, "(b h w) heads f d -> (b f) (heads d) h w", h=height, w=width)  # (B*F, C, H, W)
+        return h + self.out(y)
+
+    def zero_init(self) -> None:
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+
+class SpaceTimeAttention(nn.Module):
+    """Full self-attention over all F x H x W positions of a clip, with 3-axis RoPE (frame, row, column).
+
+    Per-pixel temporal attention cannot relate a pixel to a *different* pixel in another frame, yet motion is
+    exactly that: "moving left" means the object at (f, x) was at (f - 1, x + v). With rotary positions on all
+    three axes a query can prefer keys at a given (frame, row, column) offset, so at the coarse levels (a few
+    hundred tokens per clip) the network can learn text-dependent displacement directly (as video DiTs do).
+    A temporal layer like `TemporalAttention`: zero-initialised output, skipped when F == 1.
+    """
+
+    def __init__(self, channels: int, head_dim: int):
+        super().__init__()
+        self.heads = max(1, channels // head_dim)
+        if (channels // self.heads) < 6:
+            raise ValueError(f"SpaceTimeAttention: head size {channels // self.heads} is too small for 3-axis "
+                             f"RoPE (needs >= 6); choose channels ({channels}) and head_dim ({head_dim})")
+        self.norm = group_norm(channels)
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+
+    def forward(self, h: Tensor, frames: int) -> Tensor:
+        """h: (B*F, C, H, W) -> (B*F, C, H, W)."""
+        height, width = h.shape[-2:]
+        qkv = self.qkv(self.norm(h))  # (B*F, 3C, H, W)
+        q, k, v = rearrange(qkv, "(b f) (three heads d) h w -> three b heads (f h w) d",
+                            f=frames, three=3, heads=self.heads)  # 3 x (B, heads, F*H*W, d)
+        grid = torch.meshgrid(torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij")
+        positions = torch.stack(grid, dim=-1).reshape(-1, 3)  # (F*H*W, 3): (frame, row, column)
+        q, k = apply_rope(q, positions), apply_rope(k, positions)
+        y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, F*H*W, d)
+        y = rearrange(y, "b heads (f h w) d -> (b f) (heads d) h w", f=frames, h=height, w=width)  # (B*F, C, H, W)
         return h + self.out(y)
 
     def zero_init(self) -> None:

@@ -29,6 +29,7 @@ from stillmotion.models.layers import (
     CrossAttention,
     Downsample,
     ResBlock,
+    SpaceTimeAttention,
     SpatialAttention,
     TemporalAttention,
     TemporalConv,
@@ -64,6 +65,9 @@ class UNetConfig:
         blocks_per_level: residual blocks per level (an int for all levels, or one per level).
         attn_levels: levels with spatial self-attention and text cross-attention (the middle always has them).
         temporal_attn_levels: levels with temporal self-attention (the middle always has it).
+        spacetime_attn_levels: levels (of those with temporal attention) where it attends over all F x H x W
+            positions of the clip with 3-axis RoPE instead of over frames at each pixel; meant for the coarse
+            levels, where a clip has a few hundred positions. The middle counts as the last level.
         head_dim: channels per attention head.
         text_dim: size D of the text token embeddings (384 for MiniLM); 0 builds no text conditioning.
         emb_dim: size of the noise-level embedding; None means 4 * channels[0].
@@ -81,6 +85,7 @@ class UNetConfig:
     blocks_per_level: int | tuple[int, ...] = 1
     attn_levels: tuple[int, ...] = (2,)
     temporal_attn_levels: tuple[int, ...] = (1, 2)
+    spacetime_attn_levels: tuple[int, ...] = ()
     head_dim: int = 32
     text_dim: int = 384
     emb_dim: int | None = None
@@ -93,12 +98,13 @@ class UNetConfig:
         self.channels = tuple(self.channels)
         self.attn_levels = tuple(self.attn_levels)
         self.temporal_attn_levels = tuple(self.temporal_attn_levels)
+        self.spacetime_attn_levels = tuple(self.spacetime_attn_levels)
         if not isinstance(self.blocks_per_level, int):
             self.blocks_per_level = tuple(self.blocks_per_level)
             if len(self.blocks_per_level) != len(self.channels):
                 raise ValueError(f"blocks_per_level {self.blocks_per_level} needs one entry per level "
                                  f"(channels has {len(self.channels)}), or a single int")
-        for name in ("attn_levels", "temporal_attn_levels"):
+        for name in ("attn_levels", "temporal_attn_levels", "spacetime_attn_levels"):
             bad = [lvl for lvl in getattr(self, name) if not 0 <= lvl < len(self.channels)]
             if bad:
                 raise ValueError(f"{name} {getattr(self, name)}: levels {bad} do not exist; "
@@ -124,13 +130,14 @@ class Stage(nn.Module):
     """One U-Net block: ResBlock -> temporal conv -> spatial attn -> cross-attn -> temporal attn."""
 
     def __init__(self, in_ch: int, out_ch: int, cfg: UNetConfig, emb_dim: int, context_dim: int,
-                 attn: bool, temporal_attn: bool):
+                 attn: bool, temporal_attn: bool, spacetime: bool = False):
         super().__init__()
         self.res = ResBlock(in_ch, out_ch, emb_dim, cfg.dropout)
         self.tconv = TemporalConv(out_ch) if cfg.temporal else None
         self.attn = SpatialAttention(out_ch, cfg.head_dim) if attn else None
         self.cross = CrossAttention(out_ch, context_dim, cfg.head_dim) if attn and cfg.text_dim else None
-        self.tattn = TemporalAttention(out_ch, cfg.head_dim) if temporal_attn and cfg.temporal else None
+        tattn = SpaceTimeAttention if spacetime else TemporalAttention
+        self.tattn = tattn(out_ch, cfg.head_dim) if temporal_attn and cfg.temporal else None
 
     def forward(self, h: Tensor, emb: Tensor, context: Tensor | None, context_mask: Tensor | None,
                 frames: int, temporal: bool) -> Tensor:
@@ -179,7 +186,8 @@ class SpaceTimeUNet(nn.Module):
         def stage(i, o, level, attn=None, tattn=None):
             attn = level in cfg.attn_levels if attn is None else attn
             tattn = level in cfg.temporal_attn_levels if tattn is None else tattn
-            return Stage(i, o, cfg, emb_dim, self.context_dim, attn, tattn)
+            spacetime = (level if level >= 0 else len(ch) - 1) in cfg.spacetime_attn_levels
+            return Stage(i, o, cfg, emb_dim, self.context_dim, attn, tattn, spacetime)
 
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()

@@ -29,9 +29,10 @@ class TrainConfig:
     parameterization: str = "v"         # eps | v | x0 | edm | flow
     sigma_data: float = 0.5
     train_sigmas: str = "lognormal"     # training noise-level distribution
-    p_mean: float = 0.4                 # lognormal noise levels: log(sigma) ~ N(p_mean, p_std^2); higher than
-    #                                     EDM's -1.2 because small mostly-empty clips are decided at high noise
-    p_std: float = 1.4
+    p_mean: float = -0.4                # lognormal noise levels: log(sigma) ~ N(p_mean, p_std^2). Wider and higher
+    p_std: float = 1.6                  # than EDM's (-1.2, 1.2): small mostly-empty clips are decided at high
+    #                                     noise, but the low levels must still be trained (p_mean 0.4, std 1.4
+    #                                     left visible residual noise after 15 min)
     text_encoder: str = "minilm"        # "minilm" or a local Hugging Face folder
     cfg_dropout: float = 0.1            # probability of training with the empty prompt
     # optimisation
