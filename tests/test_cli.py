@@ -135,3 +135,35 @@ def test_interrupted_training_keeps_its_progress(tmp_path):
     r = run("train", "--out", str(out), "--resume", "--steps", str(step + 1))
     assert r.returncode == 0, r.stderr
     assert json.loads((out / "checkpoint" / "config.json").read_text())["record"]["step"] == step + 1
+
+
+def test_curate_preprocess_and_train_on_a_video_folder(tmp_path):
+    """A user's own videos, end to end: curate -> preprocess -> train --data -> generate."""
+    from _videos import encode, scene
+
+    videos = tmp_path / "videos"
+    for i in range(3):
+        encode(videos / f"pan{i}.mp4", scene(24, 48, 64, dx=1.5 + i, seed=i))
+        (videos / f"pan{i}.txt").write_text(f"a camera panning over texture number {i}")
+    encode(videos / "still.mp4", scene(24, 48, 64, dx=0.0, seed=7))
+    (videos / "still.txt").write_text("nothing moves")
+    (videos / "broken.mp4").write_bytes(b"\x00" * 100)
+    (videos / "broken.txt").write_text("a broken file")
+    r = run("curate", str(videos), "--out", str(tmp_path / "curated"), "--set", "min_side=32")
+    assert r.returncode == 0, r.stderr
+    kept = [json.loads(line) for line in (tmp_path / "curated" / "kept.jsonl").read_text().splitlines()]
+    rejected = (tmp_path / "curated" / "rejected.jsonl").read_text()
+    assert len(kept) == 3 and "still.mp4" in rejected and "broken.mp4" in rejected
+    assert sorted(os.listdir(videos)) == sorted(["pan0.mp4", "pan1.mp4", "pan2.mp4", "still.mp4", "broken.mp4",
+                                                 "pan0.txt", "pan1.txt", "pan2.txt", "still.txt", "broken.txt"])
+    cache = tmp_path / "cache"
+    r = run("preprocess", str(tmp_path / "curated" / "kept.jsonl"), str(cache), "--frames", "4", "--size", "16")
+    assert r.returncode == 0, r.stderr
+    for source in (str(tmp_path / "curated" / "kept.jsonl"), str(cache)):
+        out = tmp_path / ("run-" + os.path.basename(source))
+        r = run("train", "--preset", "shapes-tiny", "--data", source, "--steps", "2", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        assert (out / "checkpoint" / "model.safetensors").is_file()
+    r = run("generate", "a camera panning", "--model", str(out), "--steps", "2", "--out", str(tmp_path / "p.gif"),
+            "--quiet")
+    assert r.returncode == 0, r.stderr

@@ -60,6 +60,72 @@ def _add_data(subparsers) -> None:
 
 
 
+# ------------------------------------------------------------------------------------------------ curate
+
+def _run_curate(args: argparse.Namespace) -> int:
+    from dataclasses import fields
+
+    from stillmotion.data.curate import Thresholds, curate
+
+    overrides = {}
+    for item in args.set or []:
+        key, _, value = item.partition("=")
+        known = {f.name: f.type for f in fields(Thresholds)}
+        if key not in known:
+            raise ValueError(f"unknown threshold '{key}'; known: {', '.join(known)}")
+        overrides[key] = (int if known[key] in (int, "int") else float)(value)
+    result = curate(args.source, args.out, thresholds=Thresholds(**overrides), layout=args.layout,
+                    split=args.split, workers=args.workers, progress=True)
+    print(result.summary())
+    return 0
+
+
+def _add_curate(subparsers) -> None:
+    p = subparsers.add_parser(
+        "curate", help="score a video collection and write kept / rejected manifests (never touches the videos)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("source", help="a folder of videos with captions (.txt sidecars or a manifest), UCF-101 or "
+                                  "Kinetics layout, or a caption manifest (.csv / .jsonl)")
+    p.add_argument("--out", default=None, help="output folder (default: <source>-curated)")
+    p.add_argument("--layout", default="auto", help="auto, captions, ucf101 or kinetics")
+    p.add_argument("--split", default=None, help="UCF-101 / Kinetics split to use (e.g. train)")
+    p.add_argument("--workers", type=_positive_int, default=1, help="files measured in parallel")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a threshold, e.g. min_side=128 or max_cuts=1 (see data/curate.py Thresholds)")
+    p.set_defaults(func=_run_curate)
+
+
+# ------------------------------------------------------------------------------------------------ preprocess
+
+def _run_preprocess(args: argparse.Namespace) -> int:
+    from stillmotion.data.preprocess import preprocess
+
+    out = preprocess(args.source, args.out, frames=args.frames, size=args.size, stride=args.stride, fps=args.fps,
+                     clips_per_video=args.clips_per_video, clips_per_shard=args.clips_per_shard,
+                     layout=args.layout, split=args.split, seed=args.seed, workers=args.workers, progress=True)
+    print(f"wrote {out}; train on it with: stillmotion train --data {out}")
+    return 0
+
+
+def _add_preprocess(subparsers) -> None:
+    p = subparsers.add_parser(
+        "preprocess", help="decode clips once into uint8 shards for fast training (resumable)",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("source", help="a video folder, UCF-101 / Kinetics layout, or curate's kept.jsonl")
+    p.add_argument("out", help="cache folder; running the same command again resumes an interrupted run")
+    p.add_argument("--frames", type=_positive_int, default=16, help="frames per clip")
+    p.add_argument("--size", type=_positive_int, default=32, help="frame size in pixels")
+    p.add_argument("--stride", type=_positive_int, default=1, help="keep every N-th frame")
+    p.add_argument("--fps", type=float, default=None, help="resample to this frame rate first")
+    p.add_argument("--clips-per-video", type=_positive_int, default=1, help="clips decoded from each video")
+    p.add_argument("--clips-per-shard", type=_positive_int, default=256, help="clips per shard file")
+    p.add_argument("--layout", default="auto", help="auto, captions, ucf101 or kinetics")
+    p.add_argument("--split", default=None, help="UCF-101 / Kinetics split to use (e.g. train)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the clip choice")
+    p.add_argument("--workers", type=_positive_int, default=1, help="videos decoded in parallel")
+    p.set_defaults(func=_run_preprocess)
+
+
 # ------------------------------------------------------------------------------------------------ train
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -328,7 +394,8 @@ def _add_export(subparsers) -> None:
 
 # ------------------------------------------------------------------------------------------------ main
 
-COMMANDS = [_add_generate, _add_train, _add_evaluate, _add_info, _add_export, _add_data]
+COMMANDS = [_add_generate, _add_train, _add_evaluate, _add_info, _add_export, _add_data, _add_curate,
+            _add_preprocess]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,8 +78,12 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 def make_source(cfg: TrainConfig):
+    """What `make_batch` samples clips from: a synthetic world, or a folder of videos (anything
+    `open_video_dataset` opens: a captioned folder, UCF-101, Kinetics, curate's kept.jsonl, a preprocess cache)."""
     if cfg.data is not None:
-        raise NotImplementedError("training on a video folder (--data) is not available yet; use --world")
+        from stillmotion.data.folder import open_video_dataset
+
+        return open_video_dataset(cfg.data, frames=cfg.frames, size=cfg.size, seed=cfg.seed)
     kwargs = dict(size=cfg.size, frames=cfg.frames)
     if cfg.world == "shapes":
         kwargs["p_two"] = cfg.p_two
@@ -131,6 +135,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
 
     torch.manual_seed(cfg.seed)
     source = make_source(cfg)
+    if cfg.data is not None and cfg.sample_prompts == TrainConfig().sample_prompts:
+        cfg.sample_prompts = sorted({c for c in (source.sample(i).caption for i in range(8))})[:4]  # shapes -> data
     text = TextEncoder(cfg.text_encoder)
     net = build_unet(cfg.model, **cfg.model_overrides, text_dim=text.dim).to(device)
     if cfg.init_from and not resume:

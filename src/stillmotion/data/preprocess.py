@@ -1,0 +1,240 @@
+"""Decode a collection once into fixed-size uint8 shards (resumable), and the dataset that reads them.
+
+Decoding and resizing real videos costs far more than a small model's training step; doing it once turns
+every later epoch into memory-mapped reads. The output folder holds:
+  plan.json           the clip settings and the source entries, fixed by the first run and reused on resume
+                      (so a folder that changed meanwhile cannot shift which clip lands in which shard);
+  shard-00000.npy     (n, F, H, W, 3) uint8, the clips j = k * clips_per_shard ... (k + 1) * clips_per_shard - 1
+                      of the plan (n is smaller only where clips failed to decode);
+  shard-00000.json    per clip: plan index, source path, start seconds, every caption of its entry;
+  index.json          the finished shards, the failures, and `complete` once every shard is written.
+Each file goes to a hidden temp file first and is renamed when whole; a shard enters index.json only after both
+of its files are in place. An interrupted run therefore resumes at the first unfinished shard, redoes nothing
+finished, and writes no clip twice (clip j always belongs to shard j // clips_per_shard).
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import logging
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from stillmotion.data.atomic import remove_stale_temps, write_atomic, write_json
+from stillmotion.data.folder import DECODE_ERRORS, FolderClip, VideoFolder, as_size, mix_seed, open_video_dataset
+from stillmotion.data.layouts import VideoEntry
+from stillmotion.data.video_io import VideoInfo, to_float
+
+log = logging.getLogger("stillmotion.data")
+
+PLAN_VERSION = 1
+
+
+def _entry_to_json(e: VideoEntry) -> dict:
+    info = asdict(e.info) if e.info else None
+    if info:
+        info["path"] = str(info["path"])
+    return {"path": str(e.path), "captions": list(e.captions), "start": e.start, "end": e.end, "label": e.label,
+            "info": info}
+
+
+def _entry_from_json(d: dict) -> VideoEntry:
+    info = VideoInfo(**{**d["info"], "path": Path(d["info"]["path"])}) if d.get("info") else None
+    return VideoEntry(Path(d["path"]), tuple(d["captions"]), d["start"], d["end"], d.get("label"), info)
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable ({e}); it is not a preprocess output, or it was damaged: "
+                         "remove the output folder and run preprocess again") from e
+
+
+def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int, size, stride: int = 1,
+               fps: float | None = None, crop: str = "center", clips_per_video: int = 1, clips_per_shard: int = 256,
+               layout: str = "auto", split: str | None = None, seed: int = 0, workers: int = 1,
+               progress: bool = False) -> Path:
+    """Decode `clips_per_video` clips of every usable video of `source` into shards under `out`; resumable.
+
+    Args:
+        source: anything `open_video_dataset` opens (a folder, a caption manifest such as curate's kept.jsonl,
+            UCF-101, Kinetics). Ignored when `out` already holds a plan (resume).
+        out: output folder (created; must not be a folder of someone else's files).
+        frames, size, stride, fps, crop: the clips, as in `VideoFolder`; clips are evenly spaced over each
+            video (one clip: the centre).
+        clips_per_video: clips cut from each video.
+        clips_per_shard: clips per shard file.
+        layout, split: passed to `open_video_dataset`.
+        seed: random crops (crop="random") are functions of (seed, clip index).
+        workers: decoding threads.
+
+    Returns:
+        `out`, ready for `ShardDataset(out)` or `open_video_dataset(out, ...)`.
+
+    Raises:
+        ValueError: `out` holds a plan with other settings (the message shows both), or no usable clips.
+    """
+    out = Path(out).expanduser()
+    h, w = as_size(size)
+    if clips_per_video < 1 or clips_per_shard < 1:
+        raise ValueError(f"clips_per_video and clips_per_shard must be >= 1; got {clips_per_video}, {clips_per_shard}")
+    config = {"version": PLAN_VERSION, "frames": frames, "size": [h, w], "stride": stride, "fps": fps, "crop": crop,
+              "clips_per_video": clips_per_video, "clips_per_shard": clips_per_shard, "seed": seed}
+    index_path = out / "index.json"
+    entries = _plan(source, out, config, layout=layout, split=split)
+    dataset = VideoFolder(entries, frames=frames, size=(h, w), stride=stride, fps=fps, clip="center", crop=crop,
+                          seed=seed)
+    remove_stale_temps(out)  # what an interrupted run was writing: redone below
+    index = _load_json(index_path) if index_path.is_file() else {"config": config, "shards": [], "failures": []}
+    done = {s["file"] for s in index["shards"] if (out / s["file"]).is_file() and (out / s["meta"]).is_file()}
+    index["shards"] = [s for s in index["shards"] if s["file"] in done]
+    total = len(entries) * clips_per_video
+    num_shards = math.ceil(total / clips_per_shard)
+
+    def cut(j: int) -> FolderClip | tuple[str, str]:
+        entry, k = divmod(j, clips_per_video)
+        try:
+            return dataset.load(entry, mix_seed(seed, j), position=(k + 0.5) / clips_per_video)
+        except DECODE_ERRORS as e:
+            return str(entries[entry].path), str(e)
+
+    todo = [k for k in range(num_shards) if f"shard-{k:05d}.npy" not in done]
+    bar = tqdm(total=num_shards, initial=num_shards - len(todo), unit="shard", disable=not progress)
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for k in todo:
+            name = f"shard-{k:05d}"
+            js = list(range(k * clips_per_shard, min(total, (k + 1) * clips_per_shard)))
+            results = list(pool.map(cut, js))
+            shard, failures = _write_shard(out, name, js, results, entries, (frames, h, w))
+            index["shards"].append(shard)
+            index["failures"] += failures
+            write_json(index_path, index)   # the shard is done only now
+            bar.update(1)
+    bar.close()
+    index["shards"].sort(key=lambda s: s["file"])
+    index["complete"] = True
+    write_json(index_path, index)
+    if index["failures"]:
+        log.warning("%s: %d clip(s) failed to decode and were left out, e.g. %s", out, len(index["failures"]),
+                    index["failures"][0])
+    return out
+
+
+def _plan(source, out: Path, config: dict, **open_kwargs) -> list[VideoEntry]:
+    """The entries to cut clips from: read from out/plan.json when resuming, else found in `source` and saved."""
+    plan_path = out / "plan.json"
+    if plan_path.is_file():
+        plan = _load_json(plan_path)
+        if plan["config"] != config:
+            raise ValueError(f"{out} was prepared with {plan['config']}, not {config}; pass the same settings to "
+                             "resume, or choose a new output folder")
+        log.info("%s: resuming (%d entries from the plan)", out, len(plan["entries"]))
+        return [_entry_from_json(d) for d in plan["entries"]]
+    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        raise ValueError(f"{out} is not empty and holds no plan.json; choose an empty or new output folder")
+    dataset = open_video_dataset(source, frames=config["frames"], size=config["size"], stride=config["stride"],
+                                 fps=config["fps"], clip="center", crop=config["crop"], seed=config["seed"],
+                                 **open_kwargs)
+    if not isinstance(dataset, VideoFolder):
+        raise ValueError(f"{source} is already a preprocess output; train on it directly")
+    write_json(plan_path, {"config": config, "source": str(source),
+                           "entries": [_entry_to_json(e) for e in dataset.entries],
+                           "rejected": [[str(p), r] for p, r in dataset.rejected]})
+    return dataset.entries
+
+
+def _write_shard(out: Path, name: str, js: list[int], results: list, entries: list[VideoEntry],
+                 shape: tuple[int, int, int]) -> tuple[dict, list]:
+    """Write one shard's clips (.npy) and captions (.json); return its index record and its failures."""
+    ok = [(j, r) for j, r in zip(js, results) if isinstance(r, FolderClip)]
+    failures = [list(r) for r in results if not isinstance(r, FolderClip)]
+    array = np.stack([c.video for _, c in ok]) if ok else np.zeros((0, *shape, 3), np.uint8)  # (n, F, H, W, 3)
+    _save_array(out / f"{name}.npy", array)
+    meta = [{"clip": j, "path": str(c.path), "start": c.start, "captions": list(entries[c.index].captions)}
+            for j, c in ok]
+    write_json(out / f"{name}.json", {"clips": meta, "failures": failures})
+    return {"file": f"{name}.npy", "meta": f"{name}.json", "clips": len(ok)}, failures
+
+
+def _save_array(path: Path, array: np.ndarray) -> None:
+    write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+class ShardDataset(torch.utils.data.Dataset):
+    """Clips written by `preprocess`. `dataset[i]` -> (video (C, F, H, W) float in [-1, 1], caption).
+
+    Shards are memory-mapped (opened lazily, so each DataLoader worker maps its own). The caption of clip i is
+    drawn from its entry's captions with (seed, epoch, i); `sample(seed)` draws a clip and a caption from
+    `seed` alone, like a synthetic world.
+
+    Args:
+        folder: a `preprocess` output folder; it must be complete.
+        seed: base seed of `__getitem__`'s caption draws.
+        frames, size: if given, must match the shards (a guard against training on the wrong cache).
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, seed: int = 0, frames: int | None = None, size=None):
+        self.folder = Path(folder)
+        index = _load_json(self.folder / "index.json")
+        config = index["config"]
+        if not index.get("complete"):
+            raise ValueError(f"{self.folder}: preprocessing is unfinished ({len(index['shards'])} shards so far); "
+                             "run preprocess again with the same settings to finish it")
+        if (frames is not None and frames != config["frames"]) or (size is not None and
+                                                                   list(as_size(size)) != config["size"]):
+            raise ValueError(f"{self.folder} holds clips of {config['frames']} frames at {config['size']}, not "
+                             f"{frames} at {list(as_size(size)) if size is not None else size}; preprocess again "
+                             "with these settings into another folder, or train with the cached ones")
+        self.frames, self.size = config["frames"], tuple(config["size"])
+        self.seed, self.epoch = seed, 0
+        self.shards = [s for s in index["shards"] if s["clips"]]
+        self.captions: list[list[str]] = []
+        self.sources: list[tuple[str, float]] = []    # (path, start seconds) of each clip
+        for s in self.shards:
+            meta = _load_json(self.folder / s["meta"])["clips"]
+            self.captions += [m["captions"] for m in meta]
+            self.sources += [(m["path"], m["start"]) for m in meta]
+        self.offsets = np.cumsum([0] + [s["clips"] for s in self.shards]).tolist()  # first clip of each shard
+        self.failures = [tuple(f) for f in index["failures"]]
+        self._arrays: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def video(self, index: int) -> np.ndarray:
+        """Clip `index` as (F, H, W, 3) uint8."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip {index} out of range for {len(self)} clips")
+        k = bisect.bisect_right(self.offsets, index) - 1
+        if k not in self._arrays:
+            self._arrays[k] = np.load(self.folder / self.shards[k]["file"], mmap_mode="r")
+        return np.array(self._arrays[k][index - self.offsets[k]])
+
+    def clip(self, index: int, seed: int) -> FolderClip:
+        captions = self.captions[index]
+        caption = captions[int(np.random.default_rng([seed, index]).integers(len(captions)))]
+        path, start = self.sources[index]
+        return FolderClip(self.video(index), caption, Path(path), start, index, seed)
+
+    def sample(self, seed: int) -> FolderClip:
+        """A random clip and caption; a pure function of `seed`."""
+        return self.clip(int(np.random.default_rng(seed).integers(len(self))), seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        clip = self.clip(index, mix_seed(self.seed, self.epoch, index))
+        return to_float(clip.video), clip.caption
+
+    def __repr__(self) -> str:
+        return f"ShardDataset({self.folder}, {len(self)} clips of {self.frames} frames at {self.size})"
