@@ -163,6 +163,7 @@ def test_curate_preprocess_and_train_on_a_video_folder(tmp_path):
         out = tmp_path / ("run-" + os.path.basename(source))
         r = run("train", "--preset", "shapes-tiny", "--data", source, "--steps", "2", "--out", str(out))
         assert r.returncode == 0, r.stderr
+        assert ("text embeddings: 3 captions" in r.stdout) == (source == str(cache))  # preprocess embedded them
         assert (out / "checkpoint" / "model.safetensors").is_file()
     r = run("generate", "a camera panning", "--model", str(out), "--steps", "2", "--out", str(tmp_path / "p.gif"),
             "--quiet")

@@ -72,3 +72,21 @@ def test_semantics(encoder):
 def test_missing_folder_error():
     with pytest.raises(FileNotFoundError, match="Hugging Face"):
         TextEncoder(path="/nonexistent/encoder").encode(["x"])
+
+
+def test_embedding_cache_file_round_trip(tmp_path):
+    prompts = ["a red circle moving left", "the digit 7 moving up, slowly", "a person riding a bike"]
+    enc = TextEncoder()
+    path = enc.save_cache(tmp_path / "text.safetensors", prompts + prompts[:1])
+    want, want_mask = enc.encode(prompts)
+    fresh = TextEncoder()
+    assert fresh.load_cache(path) == 3
+
+    def no_encoder(_):
+        raise AssertionError("cached prompts must not run the encoder")
+
+    fresh._load()
+    fresh._encode_uncached = no_encoder
+    got, mask = fresh.encode(prompts)
+    assert torch.equal(mask, want_mask)
+    torch.testing.assert_close(got, want, atol=2e-3, rtol=1e-2)  # stored as float16

@@ -88,7 +88,7 @@ def test_single_frame_equals_image_model_with_same_weights():
     # inflate: image weights into a fresh video model; the new keys are exactly the temporal layers
     fresh = build_unet("tiny")
     new_keys = fresh.inflate(image_net.state_dict())
-    assert new_keys and all(("tconv" in k or "tattn" in k or k.startswith("tpos.")) for k in new_keys)
+    assert new_keys and all(("tconv" in k or "tattn" in k or k.startswith(("tpos.", "ttext."))) for k in new_keys)
     assert set(new_keys) | image_keys == set(fresh.state_dict())
     # temporal layers are zero-init residuals: the inflated model is the image model per frame
     with torch.no_grad():
@@ -208,8 +208,9 @@ def test_frame_position_tells_frames_apart():
     x = video(1, 1).expand(1, 3, 5, 16, 16).contiguous()  # 5 copies of one frame
     with torch.no_grad():
         out = net(x, torch.zeros(1), text_cond(1))
-        net.tpos.weight.zero_()
-        net.tpos.bias.zero_()
+        for m in (net.tpos, net.ttext[-1]):  # position alone, and position x prompt
+            m.weight.zero_()
+            m.bias.zero_()
         same = net(x, torch.zeros(1), text_cond(1))
     assert (out[:, :, 0] - out[:, :, -1]).abs().max() > 1e-3
     assert torch.allclose(same[:, :, 0], same[:, :, -1], atol=1e-5)

@@ -59,10 +59,13 @@ def _load_json(path: Path) -> dict:
                          "remove the output folder and run preprocess again") from e
 
 
+TEXT_CACHE = "text-cache.safetensors"  # caption embeddings (see TextEncoder.save_cache)
+
+
 def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int, size, stride: int = 1,
                fps: float | None = None, crop: str = "center", clips_per_video: int = 1, clips_per_shard: int = 256,
                layout: str = "auto", split: str | None = None, seed: int = 0, workers: int = 1,
-               progress: bool = False) -> Path:
+               progress: bool = False, text_encoder: str | None = "minilm") -> Path:
     """Decode `clips_per_video` clips of every usable video of `source` into shards under `out`; resumable.
 
     Args:
@@ -76,6 +79,8 @@ def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int
         layout, split: passed to `open_video_dataset`.
         seed: random crops (crop="random") are functions of (seed, clip index).
         workers: decoding threads.
+        text_encoder: also embed every caption once with this encoder ("minilm" or a local Hugging Face folder)
+            into TEXT_CACHE, which training loads instead of running the encoder; None skips it.
 
     Returns:
         `out`, ready for `ShardDataset(out)` or `open_video_dataset(out, ...)`.
@@ -121,6 +126,12 @@ def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int
             bar.update(1)
     bar.close()
     index["shards"].sort(key=lambda s: s["file"])
+    if text_encoder is not None and not (out / TEXT_CACHE).is_file():
+        from stillmotion.models.text import TextEncoder
+
+        captions = [c for s in index["shards"] for m in _load_json(out / s["meta"])["clips"] for c in m["captions"]]
+        if captions:
+            TextEncoder(text_encoder).save_cache(out / TEXT_CACHE, captions)
     index["complete"] = True
     write_json(index_path, index)
     if index["failures"]:
@@ -205,6 +216,7 @@ class ShardDataset(torch.utils.data.Dataset):
             self.sources += [(m["path"], m["start"]) for m in meta]
         self.offsets = np.cumsum([0] + [s["clips"] for s in self.shards]).tolist()  # first clip of each shard
         self.failures = [tuple(f) for f in index["failures"]]
+        self.text_cache = self.folder / TEXT_CACHE if (self.folder / TEXT_CACHE).is_file() else None
         self._arrays: dict[int, np.ndarray] = {}
 
     def __len__(self) -> int:

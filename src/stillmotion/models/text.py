@@ -11,7 +11,9 @@ folder works too.
 
 from __future__ import annotations
 
+import json
 import os
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
@@ -140,3 +142,47 @@ class TextEncoder:
 
     def __call__(self, prompts: list[str] | str) -> tuple[Tensor, Tensor]:
         return self.encode(prompts)
+
+    @property
+    def name(self) -> str:
+        return "minilm" if self.path is None else str(self.path)
+
+    def save_cache(self, path: str | os.PathLike, prompts: list[str], batch: int = 64) -> Path:
+        """Embed `prompts` once and write them to a safetensors file that `load_cache` reads back.
+
+        Stored as float16 (B, L, D) tokens + (B, L) mask, with the prompts and the encoder's name in the metadata;
+        written to a temporary file and renamed, so an interrupted run leaves no half file.
+        """
+        from safetensors.torch import save_file
+
+        prompts = list(dict.fromkeys(prompts))
+        chunks = [self.encode(prompts[i:i + batch]) for i in range(0, len(prompts), batch)]
+        length = max(e.shape[1] for e, _ in chunks)
+        emb = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, length - e.shape[1])) for e, _ in chunks])  # (N, L, D)
+        mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in chunks])  # (N, L)
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        save_file({"emb": emb.half().contiguous(), "mask": mask.contiguous()}, str(tmp),
+                  metadata={"encoder": self.name, "max_length": str(self.max_length),
+                            "prompts": json.dumps(prompts)})
+        tmp.replace(path)
+        return path
+
+    def load_cache(self, path: str | os.PathLike) -> int:
+        """Fill the cache from a `save_cache` file (so training on a preprocessed folder never runs the encoder
+        for its captions). Returns the number of prompts loaded; 0 (with a warning) if another encoder made it."""
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata()
+            if meta.get("encoder") != self.name or meta.get("max_length") != str(self.max_length):
+                warnings.warn(f"{path}: made by text encoder {meta.get('encoder')!r} (max_length "
+                              f"{meta.get('max_length')}), not {self.name!r} ({self.max_length}); ignoring it",
+                              stacklevel=2)
+                return 0
+            emb, mask = f.get_tensor("emb").float(), f.get_tensor("mask")
+        prompts = json.loads(meta["prompts"])
+        self.cache_size = max(self.cache_size, len(prompts) + 4096)
+        for p, e, m in zip(prompts, emb, mask):
+            self._cache[p] = e[: int(m.sum())].to(self.device)
+        return len(prompts)

@@ -38,7 +38,7 @@ from stillmotion.models.layers import (
     noise_embedding,
 )
 
-TEMPORAL_KEYS = ("tconv", "tattn", "tpos")  # parameter-name parts that belong to temporal layers
+TEMPORAL_KEYS = ("tconv", "tattn", "tpos", "ttext")  # parameter-name parts that belong to temporal layers
 FRAME_FEATURES = 16  # Fourier features of a frame's position in the clip
 
 
@@ -173,6 +173,10 @@ class SpaceTimeUNet(nn.Module):
                                        nn.Linear(emb_dim, emb_dim))
         # frame position -> embedding: a temporal layer (zero-init, skipped when F == 1 or temporal is off)
         self.tpos = nn.Linear(FRAME_FEATURES, emb_dim) if cfg.temporal else None
+        # (frame position, prompt) -> embedding: "moving left" means something different at the first and the last
+        # frame, a product of what the text says and when the frame is, which a sum of the two cannot express
+        self.ttext = nn.Sequential(nn.Linear(FRAME_FEATURES + emb_dim, emb_dim), nn.SiLU(),
+                                   nn.Linear(emb_dim, emb_dim)) if cfg.temporal and cfg.text_dim else None
         if cfg.text_dim:
             self.text_norm = nn.LayerNorm(cfg.text_dim)
             self.text_proj = nn.Linear(cfg.text_dim, self.context_dim)  # tokens -> cross-attention context
@@ -228,9 +232,10 @@ class SpaceTimeUNet(nn.Module):
                 m.zero_init()
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
-        if self.tpos is not None:
-            nn.init.zeros_(self.tpos.weight)
-            nn.init.zeros_(self.tpos.bias)
+        for m in (self.tpos, self.ttext[-1] if self.ttext is not None else None):
+            if m is not None:
+                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def set_temporal(self, enabled: bool) -> SpaceTimeUNet:
         """Switch temporal layers on or off at run time (off: an image model applied per frame)."""
@@ -269,12 +274,18 @@ class SpaceTimeUNet(nn.Module):
         emb = self.noise_mlp(noise_embedding(nl.reshape(-1), self.noise_dim))  # (B, E) or (B*F, E)
         if nl.dim() == 1:
             emb = repeat(emb, "b e -> (b f) e", f=frames)  # (B*F, E)
+        prompt = None
         if text is not None:
             pooled = text.sum(1) / text_mask.sum(1, keepdim=True).clamp(min=1)  # (B, D) masked mean
-            emb = emb + repeat(self.pool_proj(pooled), "b e -> (b f) e", f=frames)  # (B*F, E)
+            prompt = self.pool_proj(pooled)  # (B, E)
+            emb = emb + repeat(prompt, "b e -> (b f) e", f=frames)  # (B*F, E)
         if temporal and self.tpos is not None:
-            pos = self.tpos(frame_position_features(frames, emb.device))  # (F, E)
-            emb = emb + repeat(pos, "f e -> (b f) e", b=batch)  # (B*F, E)
+            feats = frame_position_features(frames, emb.device)  # (F, FRAME_FEATURES)
+            emb = emb + repeat(self.tpos(feats), "f e -> (b f) e", b=batch)  # (B*F, E)
+            if prompt is not None and self.ttext is not None:
+                both = torch.cat([repeat(feats, "f k -> b f k", b=batch),
+                                  repeat(prompt, "b e -> b f e", f=frames)], dim=-1)  # (B, F, FRAME_FEATURES + E)
+                emb = emb + rearrange(self.ttext(both), "b f e -> (b f) e")  # (B*F, E)
         return F.silu(emb)
 
     def _context(self, text: Tensor | None, text_mask: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:

@@ -138,7 +138,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     if cfg.data is not None and cfg.sample_prompts == TrainConfig().sample_prompts:
         cfg.sample_prompts = sorted({c for c in (source.sample(i).caption for i in range(8))})[:4]  # shapes -> data
     text = TextEncoder(cfg.text_encoder)
+    if getattr(source, "text_cache", None) is not None:  # a preprocessed folder: its captions are embedded already
+        dist.print0(f"text embeddings: {text.load_cache(source.text_cache)} captions from {source.text_cache}")
     net = build_unet(cfg.model, **cfg.model_overrides, text_dim=text.dim).to(device)
+    init_record = None
     if cfg.init_from and not resume:
         weights = {k: v.float() for k, v in checkpoint.load_weights(cfg.init_from).items()}
         try:
@@ -150,6 +153,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         if result.unexpected_keys or len(new) != len(result.missing_keys):
             raise ValueError(f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}' "
                              f"(unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
+        init_record = {"path": str(checkpoint.resolve(cfg.init_from)),
+                       **checkpoint.load_config(cfg.init_from).get("record", {})}  # provenance for model cards
         dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
                     + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else ""))
     ema = EMA(net, cfg.ema_decay)
@@ -164,7 +169,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         ema.load_state_dict(state["ema"])
         step, elapsed, history = state["step"], state["elapsed"], list(state["loss_history"])
         torch.set_rng_state(state["torch_rng"])
-        commands = checkpoint.load_config(out).get("record", {}).get("commands", []) + commands
+        saved_record = checkpoint.load_config(out).get("record", {})
+        commands = saved_record.get("commands", []) + commands
+        init_record = saved_record.get("init_from")
         dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
     train_net = DDP(net) if world_size > 1 else net
     denoiser = Denoiser(train_net, cfg.parameterization, cfg.sigma_data)
@@ -193,7 +200,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         record = {"step": step, "clips_seen": step * cfg.batch_size, "wall_clock_s": round(elapsed, 1),
                   "processes": world_size, "device": str(device), "hardware": hardware(device),
                   "threads": torch.get_num_threads(), "torch": torch.__version__, "params": n_params,
-                  "commands": commands,
+                  "commands": commands, **({"init_from": init_record} if init_record else {}),
                   "final_loss": history[-1] if history else None, "finished": final}
         path = out / "checkpoint"
         if dist.is_main():
