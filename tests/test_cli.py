@@ -105,9 +105,17 @@ def test_export_is_loadable_and_close(tiny_run, tmp_path):
 
     from stillmotion.pipelines.text_to_video import load
 
-    r = run("export", str(tiny_run), str(tmp_path / "release"))
+    r = run("evaluate", "--model", str(tiny_run), "--n", "4", "--steps", "2", "--split", "canonical", "--out",
+            str(tmp_path / "eval"))
+    assert r.returncode == 0, r.stderr
+    (tmp_path / "notes.md").write_text("Trained for two steps: a test model.")
+    r = run("export", str(tiny_run), str(tmp_path / "release"), "--report", str(tmp_path / "eval" / "report.json"),
+            "--notes", str(tmp_path / "notes.md"))
     assert r.returncode == 0, r.stderr
     assert not (tmp_path / "release" / "training_state.pt").exists()
+    card = (tmp_path / "release" / "MODEL_CARD.md").read_text()
+    assert "`stillmotion train --preset shapes-tiny --steps 2" in card  # the exact command, from the record
+    assert "| canonical | 4 |" in card and "Trained for two steps" in card
     a = load(tiny_run)("a red circle moving left", steps=2, seed=0, progress=False)
     b = load(tmp_path / "release")("a red circle moving left", steps=2, seed=0, progress=False)
     assert (a - b).abs().max() < 2e-2  # float16 storage changes weights by ~1e-3 relative

@@ -377,10 +377,15 @@ def _run_export(args: argparse.Namespace) -> int:
     import torch
 
     from stillmotion.train import checkpoint
+    from stillmotion.train.model_card import write_model_card
 
+    for path in (args.report, args.notes):
+        if path and not os.path.isfile(path):
+            raise FileNotFoundError(f"no such file: '{path}'")
     dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16)
+    card = write_model_card(dest, args.report, args.notes)
     size = (dest / "model.safetensors").stat().st_size / 1e6
-    print(f"wrote {dest} (model.safetensors {size:.1f} MB, config.json)")
+    print(f"wrote {dest} (model.safetensors {size:.1f} MB, config.json, {card.name})")
     return 0
 
 
@@ -389,6 +394,8 @@ def _add_export(subparsers) -> None:
     p.add_argument("run", help="checkpoint or run folder")
     p.add_argument("dest", help="folder to write model.safetensors and config.json into")
     p.add_argument("--float32", action="store_true", help="keep float32 weights (twice the size)")
+    p.add_argument("--report", default=None, help="report.json from `stillmotion evaluate`, for the model card")
+    p.add_argument("--notes", default=None, help="a markdown file of limitations and notes for the model card")
     p.set_defaults(func=_run_export)
 
 

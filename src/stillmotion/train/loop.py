@@ -160,8 +160,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, elapsed, history = 0, 0.0, []
-    commands = [" ".join(["stillmotion", *sys.argv[1:]]) if Path(sys.argv[0]).name == "stillmotion" else
-                " ".join(sys.argv)]  # how this run was made, for the model card
+    via_cli = Path(sys.argv[0]).name in ("stillmotion", "cli.py")  # the console script, -m, or torchrun -m
+    commands = [" ".join(["stillmotion", *sys.argv[1:]]) if via_cli else " ".join(sys.argv)]  # for model cards
     if resume:
         state = checkpoint.load_training_state(out)
         net.load_state_dict(state["net"])
