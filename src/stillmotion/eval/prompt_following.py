@@ -103,10 +103,19 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
     }
 
 
+def _record_line(record: dict) -> str:
+    from stillmotion.train.model_card import training_stages
+
+    stages = training_stages(record)
+    return (f"{sum(s.get('step', 0) for s in stages)} steps in {len(stages)} stage(s), "
+            f"{sum(s.get('wall_clock_s', 0) for s in stages) / 60:.1f} min on {record.get('hardware', '?')}; "
+            f"last command: `{(record.get('commands') or ['?'])[-1]}`")
+
+
 def write_summary(report: dict, path) -> None:
     """A short markdown table of a report from `stillmotion evaluate`."""
     lines = [f"# Prompt following: {report['model']}", "",
-             f"Training record: {report.get('record')}", "",
+             f"Training: {_record_line(report.get('record') or {})}", "",
              "| wording | n | colour | direction | colour and direction | vanished | warping error | flicker | "
              "dynamic degree | s/clip |",
              "|---|---|---|---|---|---|---|---|---|---|"]

@@ -58,7 +58,8 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
                          f"{st.get('mean_warping_error', nan):.1f} | {st.get('mean_flicker', nan):.1f} | "
                          f"{st.get('mean_dynamic_degree', nan):.2f} | {r['seconds_per_clip']:.2f} |")
         p = report["results"][0]["protocol"]
-        lines += ["", f"Protocol: `stillmotion evaluate` — {p['sampler']} sampler, {p['steps']} steps, guidance "
+        lines += ["", f"Evaluated model: `{report.get('model')}` (`shipped` = these weights, as stored). "
+                  f"Protocol: `stillmotion evaluate` — {p['sampler']} sampler, {p['steps']} steps, guidance "
                   f"{p['guidance']}, seed {p['seed']}, one clip per prompt; prompts cycle through all 64 colour x "
                   "direction pairs of single-object scenes. Judge: the pixel probe (`stillmotion.eval.probe`): "
                   "colour = palette colour nearest the median foreground pixel, direction = centroid displacement "
