@@ -230,25 +230,21 @@ class TemporalAttention(nn.Module):
         nn.init.zeros_(self.out.bias)
 
 
-class SpaceTimeAttention(nn.Module):
+class SpaceTimeAttention(TemporalAttention):
     """Full self-attention over all F x H x W positions of a clip, with 3-axis RoPE (frame, row, column).
 
     Per-pixel temporal attention cannot relate a pixel to a *different* pixel in another frame, yet motion is
     exactly that: "moving left" means the object at (f, x) was at (f - 1, x + v). With rotary positions on all
     three axes a query can prefer keys at a given (frame, row, column) offset, so at the coarse levels (a few
     hundred tokens per clip) the network can learn text-dependent displacement directly (as video DiTs do).
-    A temporal layer like `TemporalAttention`: zero-initialised output, skipped when F == 1.
+    The same parameters as `TemporalAttention` (so either loads the other's weights); only the token set differs.
     """
 
     def __init__(self, channels: int, head_dim: int):
-        super().__init__()
-        self.heads = max(1, channels // head_dim)
+        super().__init__(channels, head_dim)
         if (channels // self.heads) < 6:
             raise ValueError(f"SpaceTimeAttention: head size {channels // self.heads} is too small for 3-axis "
                              f"RoPE (needs >= 6); choose channels ({channels}) and head_dim ({head_dim})")
-        self.norm = group_norm(channels)
-        self.qkv = nn.Conv2d(channels, 3 * channels, 1)
-        self.out = nn.Conv2d(channels, channels, 1)
 
     def forward(self, h: Tensor, frames: int) -> Tensor:
         """h: (B*F, C, H, W) -> (B*F, C, H, W)."""
@@ -262,10 +258,6 @@ class SpaceTimeAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, F*H*W, d)
         y = rearrange(y, "b heads (f h w) d -> (b f) (heads d) h w", f=frames, h=height, w=width)  # (B*F, C, H, W)
         return h + self.out(y)
-
-    def zero_init(self) -> None:
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
 
 
 class Downsample(nn.Module):
