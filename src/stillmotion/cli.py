@@ -139,7 +139,7 @@ def _run_train(args: argparse.Namespace) -> int:
         key, value = item.split("=", 1)
         overrides[key.strip().replace("-", "_")] = value
     for key in ("world", "data", "out", "steps", "minutes", "batch_size", "lr", "seed", "model", "frames",
-                "size", "threads"):
+                "size", "threads", "workers"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
@@ -150,12 +150,12 @@ def _run_train(args: argparse.Namespace) -> int:
 
         out = overrides.get("out") or TrainConfig.out
         saved = checkpoint.load_config(out)["train"]
-        changed = {k: v for k, v in overrides.items() if k not in ("steps", "minutes", "threads", "out")
-                   and saved.get(k) != v}
+        free = ("steps", "minutes", "threads", "workers")  # budget and machine, not what is learned
+        changed = {k: v for k, v in overrides.items() if k not in (*free, "out") and saved.get(k) != v}
         if changed or args.preset:
             raise ValueError(f"--resume continues the saved run '{out}' with its own config; only --steps, "
-                             f"--minutes and --threads may change (got {sorted(changed) or ['--preset']})")
-        saved.update({k: v for k, v in overrides.items() if k in ("steps", "minutes", "threads")})
+                             f"--minutes, --threads and --workers may change (got {sorted(changed) or ['--preset']})")
+        saved.update({k: v for k, v in overrides.items() if k in free})
         cfg = make_config(None, saved)
     else:
         cfg = make_config(args.preset or "shapes-s", overrides)
@@ -183,6 +183,7 @@ def _add_train(subparsers) -> None:
     p.add_argument("--frames", type=int, help="frames per training clip")
     p.add_argument("--size", type=int, help="frame size in pixels")
     p.add_argument("--threads", type=_positive_int, help="CPU threads for torch")
+    p.add_argument("--workers", type=int, help="processes decoding clips ahead of each step (real videos: 2-8)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (opt-in)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any TrainConfig field")

@@ -49,6 +49,7 @@ class TrainConfig:
     minutes: float | None = None        # ... or after this much wall-clock, whichever comes first
     seed: int = 0
     threads: int | None = None          # torch CPU threads (None: torch's default)
+    workers: int = 0                    # DataLoader processes decoding clips ahead of the step (0: in the loop)
     log_every: int = 20
     ckpt_minutes: float = 3.0           # checkpoint this often (and at the end)
     sample_every: int = 0               # preview samples every N steps (0: only at the end)
@@ -151,6 +152,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("give a budget: --steps N or --minutes M")
     if not 0 <= cfg.cfg_dropout < 1:
         problems.append(f"cfg_dropout must be in [0, 1) (got {cfg.cfg_dropout})")
+    if cfg.workers < 0:
+        problems.append(f"workers must be >= 0 (got {cfg.workers})")
     if cfg.lr <= 0:
         problems.append(f"lr must be > 0 (got {cfg.lr})")
     if problems:

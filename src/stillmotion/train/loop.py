@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import math
 import os
 import platform
@@ -52,22 +53,22 @@ class Batch:
     captions: list[str]
 
 
-def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device) -> Batch:
-    """Build the training examples with the given global indices."""
-    clips, noises, sigmas, captions = [], [], [], []
-    for i in indices:
+def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device, clips=None) -> Batch:
+    """Build the training examples with the given global indices (`clips`: their clips, decoded already)."""
+    clips = clips if clips is not None else [source.sample(example_seed(cfg.seed, i)) for i in indices]
+    videos, noises, sigmas, captions = [], [], [], []
+    for i, clip in zip(indices, clips):
         s = example_seed(cfg.seed, i)
-        clip = source.sample(s)
         g = torch.Generator().manual_seed(s)
         video = to_float(clip.video)  # (F, H, W, 3) uint8 -> (C, F, H, W) in [-1, 1]
-        clips.append(video)
+        videos.append(video)
         noises.append(torch.randn(video.shape, generator=g))
         params = {"P_mean": cfg.p_mean, "P_std": cfg.p_std} if cfg.train_sigmas == "lognormal" else {}
         sigmas.append(sample_training_sigmas(1, cfg.train_sigmas, generator=g, **params))
         drop = torch.rand((), generator=g).item() < cfg.cfg_dropout
         captions.append("" if drop else clip.caption)
     emb, mask = text.encode(captions)
-    return Batch(x0=torch.stack(clips).to(device), noise=torch.stack(noises).to(device),
+    return Batch(x0=torch.stack(videos).to(device), noise=torch.stack(noises).to(device),
                  sigma=torch.cat(sigmas).to(device), cond=Cond(text=emb.to(device), text_mask=mask.to(device)),
                  captions=captions)
 
@@ -75,6 +76,22 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
 def lr_at(cfg: TrainConfig, step: int) -> float:
     """Linear warmup, then constant (the EMA does the averaging a decay would do)."""
     return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+
+
+class MicroBatchClips(torch.utils.data.Dataset):
+    """Item k = the clips of micro-batch k of this process (k = step * grad_accum + accumulation round), so
+    DataLoader workers can decode them ahead of the step that needs them; same clips as decoding in place."""
+
+    def __init__(self, cfg: TrainConfig, source, micro: int, world_size: int, rank: int):
+        self.cfg, self.source, self.micro, self.world_size, self.rank = cfg, source, micro, world_size, rank
+
+    def indices(self, k: int) -> list[int]:
+        step, a = divmod(k, self.cfg.grad_accum)
+        first = step * self.cfg.batch_size + (a * self.world_size + self.rank) * self.micro
+        return list(range(first, first + self.micro))
+
+    def __getitem__(self, k: int) -> list:
+        return [self.source.sample(example_seed(self.cfg.seed, i)) for i in self.indices(k)]
 
 
 def make_source(cfg: TrainConfig):
@@ -221,6 +238,12 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     last_ckpt, autocast = time.time(), contextlib.nullcontext()
     if cfg.bf16:
         autocast = torch.autocast(device.type, dtype=torch.bfloat16)
+    micro_batches = MicroBatchClips(cfg, source, micro, world_size, rank)
+    prefetched = None
+    if cfg.workers > 0:  # decode the next micro-batches in worker processes while this one trains
+        prefetched = iter(torch.utils.data.DataLoader(
+            micro_batches, batch_size=None, sampler=itertools.count(step * cfg.grad_accum),
+            num_workers=cfg.workers, prefetch_factor=2, persistent_workers=False))
     try:
         while (cfg.steps is None or step < cfg.steps) and elapsed < budget_s:
             t0 = time.time()
@@ -229,8 +252,9 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             opt.zero_grad(set_to_none=True)
             loss_sum = torch.zeros((), device=device)
             for a in range(cfg.grad_accum):
-                first = step * cfg.batch_size + (a * world_size + rank) * micro
-                batch = make_batch(cfg, source, text, list(range(first, first + micro)), device)
+                k = step * cfg.grad_accum + a
+                clips = next(prefetched) if prefetched is not None else None
+                batch = make_batch(cfg, source, text, micro_batches.indices(k), device, clips)
                 sync = contextlib.nullcontext() if (world_size == 1 or a == cfg.grad_accum - 1) \
                     else train_net.no_sync()
                 with sync, autocast:
