@@ -165,7 +165,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             result = net.load_state_dict(weights, strict=False)
         except RuntimeError as e:
             raise ValueError(f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}' "
-                             f"({str(e).splitlines()[1].strip()}); use the same model preset and overrides") from None
+                             f"({(str(e).splitlines()[1:] or [str(e)])[0].strip()}); use the same model preset and "
+                             "overrides") from None
         new = [k for k in result.missing_keys if any(p in k for p in TEMPORAL_KEYS)]
         if result.unexpected_keys or len(new) != len(result.missing_keys):
             raise ValueError(f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}' "
