@@ -68,9 +68,9 @@ def _run_curate(args: argparse.Namespace) -> int:
     from stillmotion.data.curate import Thresholds, curate
 
     overrides = {}
+    known = {f.name: f.type for f in fields(Thresholds)}
     for item in args.set or []:
         key, _, value = item.partition("=")
-        known = {f.name: f.type for f in fields(Thresholds)}
         if key not in known:
             raise ValueError(f"unknown threshold '{key}'; known: {', '.join(known)}")
         overrides[key] = (int if known[key] in (int, "int") else float)(value)

@@ -35,6 +35,7 @@ from tqdm import tqdm
 from stillmotion.data.atomic import write_json, write_jsonl
 from stillmotion.data.layouts import TEMPLATES, check_video, report_rejected, scan
 from stillmotion.data.video_io import VideoReadError
+from stillmotion.eval.temporal import optical_flow, require_cv2
 
 log = logging.getLogger("stillmotion.data")
 
@@ -92,12 +93,7 @@ class Curation:
 # ----------------------------------------------------------------------------------------------- scores
 
 def _cv2():
-    try:
-        import cv2
-    except ImportError as e:
-        raise ImportError("curation measures motion with OpenCV: pip install opencv-python-headless "
-                          "(or pip install 'stillmotion[flow]')") from e
-    return cv2
+    return require_cv2("curation (motion, sharpness, near-duplicates)")
 
 
 def colour_histogram(rgb: np.ndarray, bins: int = 8) -> np.ndarray:
@@ -127,10 +123,9 @@ def scene_cuts(diffs: np.ndarray, fps: float, window: int = 4) -> list[list[floa
 
 def flow_scores(triplets: list[tuple[np.ndarray, np.ndarray, np.ndarray]], fps: float) -> tuple[float, float]:
     """(motion, shake) from triplets of consecutive grey frames (H, W) uint8, in frame widths per second."""
-    cv2 = _cv2()
     mags, jitters = [], []
     for a, b, c in triplets:
-        f1, f2 = (cv2.calcOpticalFlowFarneback(x, y, None, 0.5, 3, 15, 3, 5, 1.2, 0) for x, y in ((a, b), (b, c)))
+        f1, f2 = optical_flow(a, b), optical_flow(b, c)  # Farneback, (H, W, 2) each
         mags += [float(np.linalg.norm(f, axis=-1).mean()) for f in (f1, f2)]   # (H, W, 2) -> mean |flow|, px
         g1, g2 = np.median(f1.reshape(-1, 2), 0), np.median(f2.reshape(-1, 2), 0)
         jitters.append(float(np.linalg.norm(g2 - g1)))

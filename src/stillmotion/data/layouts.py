@@ -31,11 +31,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from stillmotion.data.video_io import VideoInfo, VideoReadError, probe_video
+from stillmotion.data.video_io import VIDEO_SUFFIXES, VideoInfo, VideoReadError, probe_video
 
 log = logging.getLogger("stillmotion.data")
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".avi", ".mkv", ".gif")
 # files that belong to a collection without being videos: never reported as unsupported
 COMPANION_SUFFIXES = (".txt", ".csv", ".jsonl", ".json", ".md", ".yaml", ".yml")
 LAYOUTS = ("captions", "ucf101", "kinetics")

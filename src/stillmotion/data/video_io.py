@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".avi", ".mkv", ".gif")  # what folder scans treat as video
 WRITABLE_SUFFIXES = (".mp4", ".gif", ".webm")
 
 

@@ -34,18 +34,17 @@ from pathlib import Path
 
 import numpy as np
 
-from stillmotion.data.video_io import as_frames, read_video
+from stillmotion.data.video_io import VIDEO_SUFFIXES, as_frames, read_video
 
 FLOW_METHODS = ("farneback", "dis")
-VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mkv", ".mov", ".m4v", ".gif")
 
 
-def _cv2():
+def require_cv2(purpose: str = "stillmotion.eval.temporal"):
+    """The cv2 module, or an ImportError that says how to install it (OpenCV is imported only when needed)."""
     try:
         import cv2
     except ImportError as e:
-        raise ImportError("stillmotion.eval.temporal needs OpenCV for optical flow: "
-                          "pip install opencv-python-headless") from e
+        raise ImportError(f"{purpose} needs OpenCV for optical flow: pip install opencv-python-headless") from e
     return cv2
 
 
@@ -60,7 +59,7 @@ def _frames(video) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- flow
 
 def optical_flow(frame0: np.ndarray, frame1: np.ndarray, method: str = "farneback") -> np.ndarray:
-    """Dense flow from one uint8 RGB frame (H, W, 3) to the next.
+    """Dense flow from one uint8 RGB (H, W, 3) or grey (H, W) frame to the next.
 
     Returns:
         (H, W, 2) float64 displacement (dx, dy) in pixels with frame0(p) ~ frame1(p + flow(p)); exactly zero
@@ -70,9 +69,9 @@ def optical_flow(frame0: np.ndarray, frame1: np.ndarray, method: str = "farnebac
         raise ValueError(f"unknown flow method '{method}'; choose one of {', '.join(FLOW_METHODS)}")
     if np.array_equal(frame0, frame1):
         return np.zeros((*frame0.shape[:2], 2))
-    cv2 = _cv2()
-    g0 = cv2.cvtColor(np.ascontiguousarray(frame0), cv2.COLOR_RGB2GRAY)
-    g1 = cv2.cvtColor(np.ascontiguousarray(frame1), cv2.COLOR_RGB2GRAY)
+    cv2 = require_cv2()
+    g0, g1 = (np.ascontiguousarray(f) if f.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY)
+              for f in (frame0, frame1))
     if method == "farneback":
         # pyramid scale 0.5, 3 levels, 15 px window, 3 iterations, 5-neighbourhood polynomial, sigma 1.2:
         # OpenCV's documented defaults for this function.
@@ -264,7 +263,7 @@ def evaluate_videos(folder: str | os.PathLike, *, method: str = "farneback", num
             frames = read_video(path, num_frames=num_frames)
             videos[path.name] = temporal_report(frames, method=method, static_px=static_px, moving_px=moving_px,
                                                 top_fraction=top_fraction)
-        except (ValueError, _cv2().error) as e:  # VideoReadError is a ValueError; so is a one-frame clip
+        except (ValueError, require_cv2().error) as e:  # VideoReadError is a ValueError; so is a one-frame clip
             skipped[path.name] = f"{type(e).__name__}: {e}"
     metrics = ("warping_error", "occluded_fraction", "flicker", "static_fraction", "dynamic_degree",
                "moving_fraction", "mean_flow")

@@ -151,22 +151,20 @@ class TextEncoder:
         """Embed `prompts` once and write them to a safetensors file that `load_cache` reads back.
 
         Stored as float16 (B, L, D) tokens + (B, L) mask, with the prompts and the encoder's name in the metadata;
-        written to a temporary file and renamed, so an interrupted run leaves no half file.
+        written atomically, so an interrupted run leaves no half file.
         """
-        from safetensors.torch import save_file
+        from safetensors.torch import save
+
+        from stillmotion.data.atomic import write_atomic
 
         prompts = list(dict.fromkeys(prompts))
         chunks = [self.encode(prompts[i:i + batch]) for i in range(0, len(prompts), batch)]
         length = max(e.shape[1] for e, _ in chunks)
         emb = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, length - e.shape[1])) for e, _ in chunks])  # (N, L, D)
         mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in chunks])  # (N, L)
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file({"emb": emb.half().contiguous(), "mask": mask.contiguous()}, str(tmp),
-                  metadata={"encoder": self.name, "max_length": str(self.max_length),
-                            "prompts": json.dumps(prompts)})
-        tmp.replace(path)
-        return path
+        data = save({"emb": emb.half().contiguous(), "mask": mask.contiguous()},
+                    metadata={"encoder": self.name, "max_length": str(self.max_length), "prompts": json.dumps(prompts)})
+        return write_atomic(path, data)
 
     def load_cache(self, path: str | os.PathLike) -> int:
         """Fill the cache from a `save_cache` file (so training on a preprocessed folder never runs the encoder

@@ -13,6 +13,8 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from stillmotion.data.atomic import write_atomic
+
 
 @dataclass
 class TrainConfig:
@@ -162,7 +164,4 @@ def validate(cfg: TrainConfig) -> None:
 
 def save_json(path: str | Path, obj: dict) -> None:
     """Atomic JSON write: a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stillmotion.data.atomic import write_atomic
+
 
 def training_stages(record: dict) -> list[dict]:
     """The runs that made a checkpoint, earliest first: a run started with init_from records its parent."""
@@ -78,6 +80,4 @@ def write_model_card(dest: str | Path, report_path: str | Path | None = None, no
     config = json.loads((dest / "config.json").read_text())
     report = json.loads(Path(report_path).read_text()) if report_path else None
     notes = Path(notes_path).read_text() if notes_path else None
-    path = dest / "MODEL_CARD.md"
-    path.write_text(model_card(config, report, notes))
-    return path
+    return write_atomic(dest / "MODEL_CARD.md", model_card(config, report, notes))
