@@ -227,7 +227,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     prompts = [args.prompt] * args.n
     videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
                              sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
-                             progress=not args.quiet) for i in range(args.n)])
+                             strategy=args.strategy, progress=not args.quiet) for i in range(args.n)])
     sampled = time.time()
     out = Path(args.out)
     clips = list(videos.cpu())
@@ -245,6 +245,7 @@ def _run_generate(args: argparse.Namespace) -> int:
 
 def _add_generate(subparsers) -> None:
     from stillmotion.diffusion.samplers import SAMPLERS
+    from stillmotion.pipelines.text_to_video import STRATEGIES
 
     p = subparsers.add_parser("generate", help="make a video from a prompt (the shipped model by default)",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -254,6 +255,9 @@ def _add_generate(subparsers) -> None:
     p.add_argument("--steps", type=_positive_int, default=20, help="sampler steps")
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="ODE/SDE solver")
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--strategy", default=None, choices=STRATEGIES,
+                   help="joint: all frames at once; first-frame: then again from its first frame as image-to-video "
+                        "(default: the model's own, from its config.json)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--n", type=_positive_int, default=1, help="number of clips (seeds seed..seed+n-1)")
     p.add_argument("--out", default="clip.mp4", help="output .mp4, .gif, .webm, or .png contact sheet")

@@ -20,6 +20,8 @@ from stillmotion.diffusion.samplers import SAMPLERS, sample
 from stillmotion.diffusion.schedules import get_sigmas
 from stillmotion.models.text import TextEncoder
 
+STRATEGIES = ("joint", "first-frame")
+
 
 class TextToVideo:
     """A text-to-video sampler around a trained denoiser.
@@ -28,7 +30,8 @@ class TextToVideo:
         denoiser: D(x, sigma, cond) -> x0.
         text: the text encoder the model was trained with.
         frames, size: the default clip shape (the model was trained on it; other frame counts also work).
-        info: the checkpoint's config (kept for `stillmotion info` and reports).
+        info: the checkpoint's config (kept for `stillmotion info` and reports); its "sampling" entry gives the
+            default strategy (see `__call__`).
     """
 
     def __init__(self, denoiser: Denoiser, text: TextEncoder, *, frames: int = 16, size: int = 32,
@@ -37,6 +40,7 @@ class TextToVideo:
         self.text = text
         self.frames, self.size = frames, size
         self.info = info or {}
+        self.strategy = self.info.get("sampling", {}).get("strategy", "joint")
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> TextToVideo:
@@ -73,7 +77,7 @@ class TextToVideo:
                  size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
                  guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
                  known_frames: Tensor | None = None, frame_mask: Tensor | None = None,
-                 progress: bool = True, callback=None) -> Tensor:
+                 strategy: str | None = None, progress: bool = True, callback=None) -> Tensor:
         """Generate one clip per prompt.
 
         Args:
@@ -84,6 +88,10 @@ class TextToVideo:
             guidance: classifier-free guidance scale; a float, or a (F,) tensor of per-frame scales.
             seed: the clip is a deterministic function of (prompt, seed, settings).
             known_frames: (B, C, F, H, W) frames to keep, with `frame_mask` (B, F) marking them.
+            strategy: "joint" denoises all frames together; "first-frame" does that, keeps frame 0 of the
+                result and samples the clip again from it as image-to-video (twice the cost), so the motion
+                comes from the prompt given a fixed first frame. Needs a model trained with the i2v task.
+                None: the model's default (its config's "sampling" entry, else "joint").
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -102,31 +110,50 @@ class TextToVideo:
             raise ValueError(f"unknown sampler '{sampler}'; choose one of: {', '.join(SAMPLERS)}")
         if steps < 1:
             raise ValueError(f"steps must be >= 1 (got {steps})")
+        strategy = strategy or (self.strategy if known_frames is None else "joint")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}")
+        if strategy != "joint" and known_frames is not None:
+            raise ValueError(f"strategy '{strategy}' chooses the known frames itself; pass known_frames with "
+                             "strategy='joint'")
         b, device = len(prompts), self.device
         cond, uncond = self.encode(prompts), self.encode(negatives)
-        if known_frames is not None:
-            fm = frame_mask if frame_mask is not None else torch.ones(b, frames)
-            cond.frames = uncond.frames = known_frames.to(device)
-            cond.frame_mask = uncond.frame_mask = fm.to(device, torch.float32)
         if isinstance(guidance, Tensor):
             guidance = guidance.to(device)
-        denoise = cfg_denoiser(self.denoiser, cond, uncond, guidance)
-        sigmas = get_sigmas(schedule, steps).to(device)
         g = torch.Generator(device).manual_seed(seed)
-        x = torch.randn((b, 3, frames, size, size), generator=g, device=device) * sigmas[0].float()
-        bar = tqdm(total=steps, desc="sampling", disable=not progress, leave=False)
+        bar = tqdm(total=steps * (1 + (strategy == "first-frame")), desc="sampling", disable=not progress,
+                   leave=False)
 
-        def on_step(info):
-            bar.update(1)
-            if callback is not None:
-                callback(info)
+        def run(known: Tensor | None, mask: Tensor | None) -> Tensor:
+            """One sampler pass over (B, 3, F, H, W) noise; known frames (with mask (B, F)) are kept as given."""
+            if known is not None:
+                cond.frames = uncond.frames = known.to(device)
+                cond.frame_mask = uncond.frame_mask = mask.to(device, torch.float32)
+            denoise = cfg_denoiser(self.denoiser, cond, uncond, guidance)
+            sigmas = get_sigmas(schedule, steps).to(device)
+            x = torch.randn((b, 3, frames, size, size), generator=g, device=device) * sigmas[0].float()
 
-        video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
+            def on_step(info):
+                bar.update(1)
+                if callback is not None:
+                    callback(info)
+
+            video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
+            if known is not None:  # known frames are returned exactly as given
+                keep = cond.frame_mask[:, None, :, None, None]
+                video = keep * cond.frames + (1 - keep) * video
+            return video.clamp(-1, 1)
+
+        if known_frames is not None:
+            video = run(known_frames, frame_mask if frame_mask is not None else torch.ones(b, frames))
+        else:
+            video = run(None, None)
+            if strategy == "first-frame" and frames > 1:
+                first = torch.zeros(b, frames)
+                first[:, 0] = 1
+                video = run(video, first)
         bar.close()
-        if known_frames is not None:  # known frames are returned exactly as given
-            keep = cond.frame_mask[:, None, :, None, None]
-            video = keep * cond.frames + (1 - keep) * video
-        return video.clamp(-1, 1)
+        return video
 
 
 def shipped_model_path() -> Path:

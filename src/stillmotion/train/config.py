@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stillmotion.data.atomic import write_atomic
+from stillmotion.pipelines.text_to_video import STRATEGIES
+from stillmotion.train.tasks import check_task_weights
 
 
 @dataclass
@@ -37,6 +39,8 @@ class TrainConfig:
     #                                     left visible residual noise after 15 min)
     text_encoder: str = "minilm"        # "minilm" or a local Hugging Face folder
     cfg_dropout: float = 0.1            # probability of training with the empty prompt
+    tasks: dict = field(default_factory=lambda: {"t2v": 1.0})  # frame tasks and their weights (train/tasks.py):
+    #                                     t2v, i2v (frame 0 known), predict (the past known), interpolate (keyframes)
     # optimisation
     batch_size: int = 16                # global batch (all processes, all accumulation steps)
     grad_accum: int = 1
@@ -59,6 +63,8 @@ class TrainConfig:
         "a red circle moving left", "a blue square moving up", "a green triangle moving right",
         "a yellow circle moving down"])
     sample_steps: int = 20
+    sample_strategy: str = "joint"      # how the model samples by default (pipelines.text_to_video.STRATEGIES):
+    #                                     saved in config.json; "first-frame" needs the i2v task
     tensorboard: bool = False
     out: str = "runs/shapes"
 
@@ -158,6 +164,12 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"workers must be >= 0 (got {cfg.workers})")
     if cfg.lr <= 0:
         problems.append(f"lr must be > 0 (got {cfg.lr})")
+    problems += check_task_weights(cfg.tasks)
+    if cfg.sample_strategy not in STRATEGIES:
+        problems.append(f"sample_strategy must be one of {STRATEGIES} (got '{cfg.sample_strategy}')")
+    elif cfg.sample_strategy == "first-frame" and not float(cfg.tasks.get("i2v", 0)) > 0:
+        problems.append("sample_strategy 'first-frame' samples from a given first frame, which the model only "
+                        "learns with the i2v task: give it a weight, e.g. --set 'tasks={\"t2v\": 0.5, \"i2v\": 0.5}'")
     if problems:
         raise ValueError("invalid training config: " + "; ".join(problems))
 

@@ -37,6 +37,7 @@ from stillmotion.models.unet import TEMPORAL_KEYS
 from stillmotion.train import checkpoint, dist
 from stillmotion.train.config import TrainConfig, save_json
 from stillmotion.train.ema import EMA
+from stillmotion.train.tasks import draw_task, task_frame_mask
 
 
 def example_seed(seed: int, index: int) -> int:
@@ -49,14 +50,23 @@ class Batch:
     x0: torch.Tensor        # (B, C, F, H, W) clean clips in [-1, 1]
     noise: torch.Tensor     # (B, C, F, H, W)
     sigma: torch.Tensor     # (B,) float64 noise levels
-    cond: Cond
+    cond: Cond              # text, and known frames (x0 itself) + frame_mask (B, F) when frame tasks are on
     captions: list[str]
+    tasks: list[str]        # the frame task of each example (train/tasks.py)
+
+    @property
+    def loss_mask(self) -> torch.Tensor | None:
+        """(B, 1, F, 1, 1): 1 on the frames to predict, 0 on known frames; None when every frame is predicted."""
+        if self.cond.frame_mask is None:
+            return None
+        return (1 - self.cond.frame_mask)[:, None, :, None, None]
 
 
 def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device, clips=None) -> Batch:
     """Build the training examples with the given global indices (`clips`: their clips, decoded already)."""
     clips = clips if clips is not None else [source.sample(example_seed(cfg.seed, i)) for i in indices]
-    videos, noises, sigmas, captions = [], [], [], []
+    with_frames = any(float(w) > 0 for t, w in cfg.tasks.items() if t != "t2v")
+    videos, noises, sigmas, captions, tasks, masks = [], [], [], [], [], []
     for i, clip in zip(indices, clips):
         s = example_seed(cfg.seed, i)
         g = torch.Generator().manual_seed(s)
@@ -67,10 +77,15 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
         sigmas.append(sample_training_sigmas(1, cfg.train_sigmas, generator=g, **params))
         drop = torch.rand((), generator=g).item() < cfg.cfg_dropout
         captions.append("" if drop else clip.caption)
+        tasks.append(draw_task(cfg.tasks, g) if with_frames else "t2v")  # drawn last: t2v-only runs are unchanged
+        masks.append(task_frame_mask(tasks[-1], video.shape[1], g))  # (F,)
     emb, mask = text.encode(captions)
-    return Batch(x0=torch.stack(videos).to(device), noise=torch.stack(noises).to(device),
-                 sigma=torch.cat(sigmas).to(device), cond=Cond(text=emb.to(device), text_mask=mask.to(device)),
-                 captions=captions)
+    x0 = torch.stack(videos).to(device)  # (B, C, F, H, W)
+    cond = Cond(text=emb.to(device), text_mask=mask.to(device))
+    if with_frames:
+        cond.frames, cond.frame_mask = x0, torch.stack(masks).to(device)  # known frames are the clip's own
+    return Batch(x0=x0, noise=torch.stack(noises).to(device), sigma=torch.cat(sigmas).to(device), cond=cond,
+                 captions=captions, tasks=tasks)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -113,6 +128,7 @@ def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) ->
         "diffusion": {"parameterization": cfg.parameterization, "sigma_data": cfg.sigma_data},
         "text_encoder": {"name": cfg.text_encoder, "dim": text.dim},
         "data": {"world": cfg.world, "data": cfg.data, "frames": cfg.frames, "size": cfg.size},
+        "sampling": {"strategy": cfg.sample_strategy},
         "train": cfg.to_dict(),
         "record": record,
     }
@@ -259,7 +275,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 sync = contextlib.nullcontext() if (world_size == 1 or a == cfg.grad_accum - 1) \
                     else train_net.no_sync()
                 with sync, autocast:
-                    loss = denoiser.loss(batch.x0, batch.sigma, batch.cond, noise=batch.noise).mean()
+                    loss = denoiser.loss(batch.x0, batch.sigma, batch.cond, noise=batch.noise,
+                                         mask=batch.loss_mask).mean()
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach() / cfg.grad_accum
             grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
@@ -318,7 +335,8 @@ def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:
     from stillmotion.data.video_io import save_contact_sheet, video_grid, write_video
     from stillmotion.pipelines.text_to_video import TextToVideo
 
-    pipe = TextToVideo(Denoiser(net, cfg.parameterization, cfg.sigma_data), text, frames=cfg.frames, size=cfg.size)
+    pipe = TextToVideo(Denoiser(net, cfg.parameterization, cfg.sigma_data), text, frames=cfg.frames, size=cfg.size,
+                       info={"sampling": {"strategy": cfg.sample_strategy}})
     videos = pipe(cfg.sample_prompts, steps=cfg.sample_steps, seed=0, progress=False)
     stem.parent.mkdir(parents=True, exist_ok=True)
     frames = [v for v in videos.cpu()]
