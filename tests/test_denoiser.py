@@ -86,6 +86,19 @@ def test_loss_is_weighted_denoising_error(parameterization):
         torch.testing.assert_close(d.loss(x0, sigma, noise=eps), err / sigma ** 2)
 
 
+@pytest.mark.parametrize("parameterization", PARAMETERIZATIONS)
+def test_min_snr_weighting_is_the_same_for_every_parameterization(parameterization):
+    # Min-SNR-gamma (Hang et al. 2023): the x0 error weighted by min(1 / sigma^2, gamma), whatever the network predicts
+    x0, eps, sigma = _data(3)
+    out = torch.randn(SHAPE, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    d = Denoiser(Oracle(out), parameterization)
+    x = x0 + sigma.view(-1, 1, 1, 1, 1) * eps
+    err = ((d(x, sigma) - x0) ** 2).mean(dim=(1, 2, 3, 4))
+    torch.testing.assert_close(d.loss(x0, sigma, noise=eps, min_snr_gamma=5.0), err * (sigma ** -2).clamp(max=5.0))
+    # sigma = 0.01 (SNR 1e4) is capped at 5; sigma = 0.7 (SNR 2.04) and 25 keep the SNR weight
+    assert (sigma ** -2).clamp(max=5.0).tolist() == pytest.approx([5.0, 1 / 0.49, 1 / 625])
+
+
 def test_loss_mask_excludes_frames_and_generator_is_reproducible():
     x0, eps, sigma = _data(2)
     d = Denoiser(Oracle(torch.zeros(SHAPE, dtype=torch.float64)), "eps")

@@ -102,6 +102,7 @@ def test_two_processes_match_one(tmp_path):
     ({"batch_size": 6, "grad_accum": 4}, "divisible"),
     ({"lr": "fast"}, "cannot read 'fast'"),
     ({"colour": "red"}, "unknown training option"),
+    ({"min_snr_gamma": "0"}, "min_snr_gamma must be > 0"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):

@@ -122,7 +122,8 @@ class Denoiser(nn.Module):
         return (c_skip * x + c_out * out).to(x.dtype)
 
     def loss(self, x0: Tensor, sigma: float | Tensor, cond: Cond | None = None, noise: Tensor | None = None,
-             generator: torch.Generator | None = None, mask: Tensor | None = None) -> Tensor:
+             generator: torch.Generator | None = None, mask: Tensor | None = None,
+             min_snr_gamma: float | None = None) -> Tensor:
         """Per-sample MSE in the network's own target space.
 
         With x = x0 + sigma * noise and target F* = (x0 - c_skip x) / c_out (eps for "eps", v for "v", ...),
@@ -137,6 +138,10 @@ class Denoiser(nn.Module):
             generator: torch.Generator used when `noise` is None.
             mask: optional (B, 1, F, 1, 1) (or broadcastable) weights, 0 for frames excluded from the loss
                 (e.g. known conditioning frames); the mean is over included elements only.
+            min_snr_gamma: Min-SNR-gamma weighting (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR
+                Weighting Strategy", eq. 9): weight ||D - x0||^2 by min(SNR, gamma) with SNR = 1 / sigma^2, i.e.
+                multiply this loss by min(SNR, gamma) * c_out^2. Low noise levels, whose loss is mostly noise the
+                network cannot predict yet, then stop drowning the levels where a video's layout is decided.
 
         Returns:
             (B,) loss per sample (mean over C, F, H, W), float32 (float64 if x0 is float64).
@@ -150,6 +155,8 @@ class Denoiser(nn.Module):
         x = x0 + sigma_x * noise                          # (B,C,F,H,W) noisy input
         target = (x0 - c_skip * x) / c_out                # (B,C,F,H,W) eps / v / x0 / F* / velocity
         err = (self._net(x, c_in, c_noise, cond).to(target.dtype) - target) ** 2
+        if min_snr_gamma is not None:
+            err = err * (sigma_x ** -2).clamp(max=min_snr_gamma) * c_out ** 2  # (B,C,F,H,W) x (B,1,1|F,1,1)
         out_dtype = torch.promote_types(x0.dtype, torch.float32)
         if mask is None:
             return err.mean(dim=(1, 2, 3, 4)).to(out_dtype)

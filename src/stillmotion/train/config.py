@@ -37,6 +37,7 @@ class TrainConfig:
     p_std: float = 1.6                  # than EDM's (-1.2, 1.2): small mostly-empty clips are decided at high
     #                                     noise, but the low levels must still be trained (p_mean 0.4, std 1.4
     #                                     left visible residual noise after 15 min)
+    min_snr_gamma: float | None = None  # Min-SNR-gamma loss weighting (diffusion/denoiser.py); None: the native one
     text_encoder: str = "minilm"        # "minilm" or a local Hugging Face folder
     cfg_dropout: float = 0.1            # probability of training with the empty prompt
     tasks: dict = field(default_factory=lambda: {"t2v": 1.0})  # frame tasks and their weights (train/tasks.py):
@@ -162,6 +163,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"cfg_dropout must be in [0, 1) (got {cfg.cfg_dropout})")
     if cfg.workers < 0:
         problems.append(f"workers must be >= 0 (got {cfg.workers})")
+    if cfg.min_snr_gamma is not None and cfg.min_snr_gamma <= 0:
+        problems.append(f"min_snr_gamma must be > 0 or none (got {cfg.min_snr_gamma})")
     if cfg.lr <= 0:
         problems.append(f"lr must be > 0 (got {cfg.lr})")
     problems += check_task_weights(cfg.tasks)

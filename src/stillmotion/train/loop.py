@@ -276,7 +276,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                     else train_net.no_sync()
                 with sync, autocast:
                     loss = denoiser.loss(batch.x0, batch.sigma, batch.cond, noise=batch.noise,
-                                         mask=batch.loss_mask).mean()
+                                         mask=batch.loss_mask, min_snr_gamma=cfg.min_snr_gamma).mean()
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach() / cfg.grad_accum
             grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
