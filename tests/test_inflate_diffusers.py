@@ -54,6 +54,20 @@ def test_inflated_equals_image_model_per_frame_at_init(saved_unet):
         assert (video(x2, noise_level, cond)[:, :, 3] - video(x, noise_level, cond)[:, :, 3]).abs().max() > 1e-4
 
 
+def test_a_deep_copy_uses_its_own_temporal_layers(saved_unet):  # EMA keeps a deepcopy of the model
+    import copy
+
+    video = InflatedUNet2D(load_diffusers_unet(saved_unet), SD_SIGMAS, head_dim=8).eval()
+    shadow = copy.deepcopy(video)
+    x, noise_level, cond = _inputs()
+    with torch.no_grad():
+        before = video(x, noise_level, cond)
+        for layer in shadow.temporal.values():
+            torch.nn.init.normal_(layer.out.weight, std=0.2)
+        assert torch.equal(video(x, noise_level, cond), before)
+        assert not torch.allclose(shadow(x, noise_level, cond), before)
+
+
 def test_sigma_maps_to_the_backbone_timestep_and_trains(saved_unet):
     video = InflatedUNet2D(load_diffusers_unet(saved_unet), SD_SIGMAS, head_dim=8)
     t = video.timesteps(SD_SIGMAS[[0, 500, 999]].log() / 4)

@@ -19,6 +19,7 @@ config). Use it with the "eps" parameterization, which feeds the VP-scaled input
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -65,15 +66,15 @@ class InflatedUNet2D(nn.Module):
         self.temporal = nn.ModuleDict()
         self._frames = 1
         for name, block in blocks:
-            layer = TemporalAttention(block.out_channels, min(head_dim, block.out_channels))
-            layer.zero_init()
-            self.temporal[name.replace(".", "_")] = layer
-            block.register_forward_hook(self._temporal_hook(layer))
+            key = name.replace(".", "_")
+            self.temporal[key] = TemporalAttention(block.out_channels, min(head_dim, block.out_channels))
+            self.temporal[key].zero_init()
+            # a partial of a bound method, not a closure: copy.deepcopy (EMA) then hooks the copy's own layers
+            block.register_forward_hook(functools.partial(self._temporal_hook, key))
 
-    def _temporal_hook(self, layer: TemporalAttention):
-        def hook(module, inputs, output: Tensor) -> Tensor:  # output: (B*F, C, H, W)
-            return layer(output, self._frames) if self._frames > 1 else output
-        return hook
+    def _temporal_hook(self, key: str, module: nn.Module, inputs, output: Tensor) -> Tensor:
+        """After a ResNet block: output (B*F, C, H, W) -> the same plus temporal attention across frames."""
+        return self.temporal[key](output, self._frames) if self._frames > 1 else output
 
     def timesteps(self, noise_level: Tensor) -> Tensor:
         """noise_level = log(sigma)/4 -> the backbone's fractional timestep with that sigma, (N,) float32."""
