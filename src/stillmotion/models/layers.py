@@ -125,11 +125,16 @@ class TemporalConv(nn.Module):
 
     def forward(self, h: Tensor, frames: int) -> Tensor:
         """h: (B*F, C, H, W) -> (B*F, C, H, W)."""
-        # One explicit copy into (B, C, F, H, W): oneDNN's Conv3d backward on the strided view was
-        # ~100x slower on CPU (measured), and concatenating shifted frames for a 1x1 conv ~10x.
-        y = rearrange(F.silu(self.norm(h)), "(b f) c h w -> b c f h w", f=frames).contiguous()
-        y = self.conv(y)  # (B, C, F, H, W): mixes frames f-1, f, f+1 at each pixel
-        return h + rearrange(y, "b c f h w -> (b f) c h w")  # (B*F, C, H, W)
+        height = h.shape[-2]
+        # One explicit copy into (B, C, F, H*W): oneDNN's Conv3d backward on the strided view was ~100x slower
+        # on CPU (measured), and concatenating shifted frames for a 1x1 conv ~10x. A 3x1x1 kernel over
+        # (F, H, W) is a 3x1 kernel over (F, H*W), so the Conv3d's weight (C, C, 3, 1, 1) runs as a 2D conv:
+        # CPU torch has no oneDNN path for this Conv3d (slow_conv3d, ~11% of a cpu-preset training step in
+        # bench/backbones.py --profile); the 2D conv's forward + backward was 2.5x faster at 24 channels x 16x16,
+        # 1 thread (docs/benchmarks.md), with the same result up to fp32 summation order.
+        y = rearrange(F.silu(self.norm(h)), "(b f) c h w -> b c f (h w)", f=frames).contiguous()
+        y = F.conv2d(y, self.conv.weight.squeeze(-1), self.conv.bias, padding=(1, 0))  # mixes frames f-1, f, f+1
+        return h + rearrange(y, "b c f (h w) -> (b f) c h w", h=height)  # (B*F, C, H, W)
 
     def zero_init(self) -> None:
         nn.init.zeros_(self.conv.weight)

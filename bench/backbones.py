@@ -1,0 +1,267 @@
+"""Backbone benchmark: stillmotion's "cpu" U-Net against peer video U-Nets of about the same size.
+
+For each model, on the same 3 x 16 x 32 x 32 clips with 384-d text tokens:
+  - parameters; forward GFLOP per clip and training (forward + backward) GFLOP per clip, counted by
+    torch.utils.flop_counter.FlopCounterMode (matmuls, convolutions, attention; a multiply-add is 2 FLOP);
+  - forward time and training-step time (forward + MSE + backward + AdamW step) at batch --batch, timed
+    round-robin with a large fp32 torch.mm, whose FLOP rate is this machine's achievable peak at the same thread
+    count; achieved training GFLOP/s and its fraction of that peak; clips/s;
+  - peak memory: each model runs in a fresh child process, and the growth of its peak resident set size
+    (getrusage ru_maxrss) over the RSS after building the model and inputs is reported, first for an inference
+    forward, then for two training steps (so AdamW's state is included). This counts everything torch allocates
+    on the CPU, which tracemalloc does not see.
+
+    nice -n 19 env OMP_NUM_THREADS=1 python bench/backbones.py            # table + bench/results/backbones.json
+    nice -n 19 env OMP_NUM_THREADS=1 python bench/backbones.py --profile  # where stillmotion's step spends time
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
+
+from common import (
+    RESULTS,
+    TIMING_NOTE,
+    machine,
+    markdown_table,
+    matmul_call,
+    peak_rss_mb,
+    reset_peak_rss,
+    round_robin,
+    run_child,
+    setup_threads,
+    write_json,
+)
+from peers import MODELS, build, example
+from stillmotion.models.registry import count_params
+
+
+def train_step_fn(net, opt, x, nl, cond, target):
+    """One optimizer step on an MSE loss; the same for every backbone."""
+    def step():
+        opt.zero_grad(set_to_none=True)
+        loss = (net(x, nl, cond) - target).pow(2).mean()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def count_gflop(net, frames: int = 16, size: int = 32) -> tuple[float, float]:
+    """(forward, forward + backward) GFLOP per clip, counted on a batch of 1."""
+    x, nl, cond, target = example(1, frames, size)
+    with torch.no_grad(), FlopCounterMode(display=False) as fwd:
+        net(x, nl, cond)
+    with FlopCounterMode(display=False) as both:
+        (net(x, nl, cond) - target).pow(2).mean().backward()
+    net.zero_grad(set_to_none=True)
+    return fwd.get_total_flops() / 1e9, both.get_total_flops() / 1e9
+
+
+def memory_child(name: str, batch: int, frames: int, size: int) -> dict:
+    """Runs in its own process: peak RSS growth of an inference forward, then of two training steps (MiB)."""
+    setup_threads(1)
+    torch.manual_seed(0)
+    net = build(name)
+    x, nl, cond, target = example(batch, frames, size)
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    # One baseline, no reset in between: the allocator keeps memory freed after the forward, so growth over the
+    # RSS after it would undercount the training step; training's peak is above inference's, so the high-water
+    # mark after training is training's peak.
+    base = reset_peak_rss()
+    with torch.inference_mode():
+        net(x, nl, cond)
+    infer = peak_rss_mb()
+    step = train_step_fn(net, opt, x, nl, cond, target)
+    step()
+    step()
+    return {"model": name, "batch": batch, "frames": frames, "size": size, "baseline_mb": round(base, 1),
+            "infer_peak_mb": round(infer - base, 1), "train_peak_mb": round(peak_rss_mb() - base, 1)}
+
+
+class CpuTimePerOp(TorchDispatchMode):
+    """Thread CPU time of every aten op (forward and backward), by op name. torch.profiler reports wall time,
+    which on a loaded machine mostly measures when the scheduler preempted us; CPU time does not."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, int] = defaultdict(int)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        t0 = time.thread_time()
+        out = func(*args, **(kwargs or {}))
+        name = str(func.overloadpacket.__name__)
+        self.seconds[name] += time.thread_time() - t0
+        self.calls[name] += 1
+        return out
+
+    def table(self, total: float, rows: int) -> str:
+        top = sorted(self.seconds.items(), key=lambda kv: -kv[1])[:rows]
+        return markdown_table(["aten op", "cpu s", "% of step", "calls"],
+                              [[k, v, f"{100 * v / total:.1f}", self.calls[k]] for k, v in top])
+
+
+def profile_stillmotion(batch: int, rows: int = 20) -> str:
+    """Where the cpu preset's training step spends time: per-op thread CPU time over two steps (the main table),
+    then torch.profiler's table (wall time, by self time) for reference."""
+    from torch.profiler import ProfilerActivity, profile
+
+    net = build("stillmotion")
+    x, nl, cond, target = example(batch)
+    step = train_step_fn(net, torch.optim.AdamW(net.parameters(), lr=1e-4), x, nl, cond, target)
+    step()  # warm-up (oneDNN primitive creation)
+    per_op = CpuTimePerOp()
+    c0 = time.process_time()
+    with per_op:
+        step()
+        step()
+    total = time.process_time() - c0
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+        step()
+    return (f"stillmotion cpu preset, training step at batch {batch}, 16x32x32, 1 thread: {total / 2:.3f} cpu s "
+            f"per step (with per-op timing)\n\nper-op thread CPU time, two steps:\n\n{per_op.table(total, rows)}"
+            f"\n\ntorch.profiler (wall clock, so inflated by preemption on a loaded machine), two steps:\n\n"
+            + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+
+
+def measure_memory(name: str, args) -> dict:
+    print(f"peak memory of {name} (child process)...", flush=True)
+    return run_child(__file__, ["--memory-child", name, "--batch", str(args.batch), "--frames", str(args.frames),
+                                "--size", str(args.size)])
+
+
+def update_memory(args) -> None:
+    """--memory-only: measure peak memory again and rewrite the table of an existing result file."""
+    path = RESULTS / args.out
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: run bench/backbones.py without --memory-only first")
+    result = json.loads(path.read_text())
+    if (result["batch"], result["frames"], result["size"]) != (args.batch, args.frames, args.size):
+        raise ValueError(f"{path} was measured at batch {result['batch']}, {result['frames']}x{result['size']}; "
+                         f"pass the same --batch/--frames/--size")
+    for name in args.models:
+        if name in result["models"]:
+            result["models"][name]["memory"] = measure_memory(name, args)
+    finish(result, args.out)
+
+
+def finish(result: dict, out: str):
+    """Speed-ups against stillmotion, the markdown table, the JSON file."""
+    info, peak = result["models"], result["matmul_peak_gflops"]
+    base = info.get("stillmotion")
+    for name, r in info.items():
+        if base is not None and name != "stillmotion":
+            r["stillmotion_train_speedup"] = base["train_clips_per_s"] / r["train_clips_per_s"]
+            r["stillmotion_fwd_speedup"] = base["fwd_clips_per_s"] / r["fwd_clips_per_s"]
+    header = ["model", "params (M)", "GFLOP/clip fwd", "GFLOP/clip train", "fwd cpu s", "train step cpu s",
+              "train step wall s", "train clips/s", "train GFLOP/s", "% of matmul peak", "peak MiB fwd",
+              "peak MiB train", "stillmotion speed-up (train)", "(fwd)"]
+    rows = []
+    for name, r in info.items():
+        m = r.get("memory", {})
+        if "error" in m:
+            m = {"infer_peak_mb": m["error"], "train_peak_mb": m["error"]}
+        rows.append([name, r["params"] / 1e6, r["fwd_gflop_per_clip"], r["train_gflop_per_clip"], r["fwd_s"],
+                     r["train_step_s"], r["train_step_wall_s"], r["train_clips_per_s"], r["train_gflops"],
+                     f"{100 * r['train_peak_fraction']:.1f}", m.get("infer_peak_mb", "-"), m.get("train_peak_mb", "-"),
+                     f"{r['stillmotion_train_speedup']:.2f}x" if "stillmotion_train_speedup" in r else "1",
+                     f"{r['stillmotion_fwd_speedup']:.2f}x" if "stillmotion_fwd_speedup" in r else "1"])
+    result["table"] = markdown_table(header, rows)
+    print(f"\nbatch {result['batch']}, {result['frames']}x{result['size']}x{result['size']}; fp32 matmul peak "
+          f"{peak:.1f} GFLOP/s (1 thread); {TIMING_NOTE}\n")
+    print(result["table"])
+    return write_json(out, result)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
+    p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--frames", type=int, default=16)
+    p.add_argument("--size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--matmul", type=int, default=2048, help="size n of the n x n fp32 matmul that measures the peak")
+    p.add_argument("--no-memory", action="store_true", help="skip the per-model child processes for peak memory")
+    p.add_argument("--profile", action="store_true", help="only profile stillmotion's training step")
+    p.add_argument("--memory-only", action="store_true", help="only (re)measure peak memory, into an existing --out")
+    p.add_argument("--out", default="backbones.json")
+    p.add_argument("--memory-child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.memory_child:
+        print(json.dumps(memory_child(args.memory_child, args.batch, args.frames, args.size)))
+        return
+    setup_threads(1)
+    if args.memory_only:
+        update_memory(args)
+        return
+    if args.profile:
+        table = profile_stillmotion(args.batch)
+        print(table)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "profile_stillmotion.txt").write_text(table + "\n")
+        return
+
+    print(f"backbones: {args.frames}x{args.size}x{args.size} clips, batch {args.batch}; {TIMING_NOTE}", flush=True)
+    nets, calls, info = {}, {}, {}
+    mm, mm_flop = matmul_call(args.matmul)
+    calls["matmul"] = mm
+    x, nl, cond, target = example(args.batch, args.frames, args.size)
+    for name in args.models:
+        torch.manual_seed(0)
+        net = nets[name] = build(name)
+        fwd_gflop, train_gflop = count_gflop(net, args.frames, args.size)
+        info[name] = {"params": count_params(net), "fwd_gflop_per_clip": fwd_gflop,
+                      "train_gflop_per_clip": train_gflop}
+        print(f"{name}: {info[name]['params'] / 1e6:.2f}M params, {fwd_gflop:.2f} GFLOP fwd, "
+              f"{train_gflop:.2f} GFLOP fwd+bwd per clip", flush=True)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+
+        def forward(net=net):
+            with torch.inference_mode():
+                net(x, nl, cond)
+        calls[f"{name}/fwd"] = forward
+        calls[f"{name}/train"] = train_step_fn(net, opt, x, nl, cond, target)
+    times = round_robin(calls, args.repeats, log=lambda s: print(s, flush=True))
+    peak_gflops = mm_flop / 1e9 / times["matmul"]["cpu_s"]
+    print(f"fp32 matmul peak ({args.matmul}^3, 1 thread): {peak_gflops:.1f} GFLOP/s", flush=True)
+
+    for name in args.models:
+        fwd, train = times[f"{name}/fwd"], times[f"{name}/train"]
+        r = info[name]
+        r.update(fwd_s=fwd["cpu_s"], fwd_wall_s=fwd["wall_s"], train_step_s=train["cpu_s"],
+                 train_step_wall_s=train["wall_s"], fwd_clips_per_s=args.batch / fwd["cpu_s"],
+                 train_clips_per_s=args.batch / train["cpu_s"],
+                 fwd_gflops=r["fwd_gflop_per_clip"] * args.batch / fwd["cpu_s"],
+                 train_gflops=r["train_gflop_per_clip"] * args.batch / train["cpu_s"], timing_samples={
+                     "fwd": fwd, "train": train})
+        r["fwd_peak_fraction"] = r["fwd_gflops"] / peak_gflops
+        r["train_peak_fraction"] = r["train_gflops"] / peak_gflops
+    base = info.get("stillmotion")
+    for name in args.models:
+        if base is not None and name != "stillmotion":
+            info[name]["stillmotion_train_speedup"] = base["train_clips_per_s"] / info[name]["train_clips_per_s"]
+            info[name]["stillmotion_fwd_speedup"] = base["fwd_clips_per_s"] / info[name]["fwd_clips_per_s"]
+
+    result = {"benchmark": "backbones", "argv": sys.argv[1:], "batch": args.batch, "frames": args.frames,
+              "size": args.size, "repeats": args.repeats, "matmul_n": args.matmul, "matmul_peak_gflops": peak_gflops,
+              "matmul_timing": times["matmul"], "machine": machine(), "models": info}
+    path = finish(result, args.out)  # the timings are saved before the (slow) memory children run
+    if not args.no_memory:
+        for name in args.models:
+            info[name]["memory"] = measure_memory(name, args)
+        path = finish(result, args.out)
+    print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()
