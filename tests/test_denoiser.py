@@ -99,6 +99,17 @@ def test_min_snr_weighting_is_the_same_for_every_parameterization(parameterizati
     assert (sigma ** -2).clamp(max=5.0).tolist() == pytest.approx([5.0, 1 / 0.49, 1 / 625])
 
 
+@pytest.mark.parametrize("parameterization", ["v", "edm"])
+def test_data_mean_is_the_same_problem_shifted(parameterization):
+    x0, eps, sigma = _data(4)
+    out = torch.randn(SHAPE, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    shifted, plain = Denoiser(Oracle(out), parameterization, data_mean=-0.9), Denoiser(Oracle(out), parameterization)
+    x = x0 + sigma.view(-1, 1, 1, 1, 1) * eps
+    torch.testing.assert_close(shifted(x, sigma), plain(x + 0.9, sigma) - 0.9)
+    torch.testing.assert_close(shifted.loss(x0, sigma, noise=eps), plain.loss(x0 + 0.9, sigma, noise=eps))
+    assert not torch.allclose(shifted(x, sigma), plain(x, sigma))
+
+
 def test_loss_mask_excludes_frames_and_generator_is_reproducible():
     x0, eps, sigma = _data(2)
     d = Denoiser(Oracle(torch.zeros(SHAPE, dtype=torch.float64)), "eps")

@@ -61,7 +61,7 @@ class TextToVideo:
         net.to(device).eval().requires_grad_(False)
         diff = config["diffusion"]
         text = TextEncoder(config["text_encoder"]["name"])
-        return cls(Denoiser(net, diff["parameterization"], diff["sigma_data"]), text,
+        return cls(Denoiser(net, diff["parameterization"], diff["sigma_data"], diff.get("data_mean", 0.0)), text,
                    frames=config["data"]["frames"], size=config["data"]["size"], info=config)
 
     @property

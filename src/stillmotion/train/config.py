@@ -32,6 +32,7 @@ class TrainConfig:
     init_from: str | None = None        # start from these weights (a checkpoint or run folder) instead of init
     parameterization: str = "v"         # eps | v | x0 | edm | flow
     sigma_data: float = 0.5
+    data_mean: float = 0.0              # the denoiser works on x - data_mean (diffusion/denoiser.py); shapes: ~-0.9
     train_sigmas: str = "lognormal"     # training noise-level distribution
     p_mean: float = -0.4                # lognormal noise levels: log(sigma) ~ N(p_mean, p_std^2). Wider and higher
     p_std: float = 1.6                  # than EDM's (-1.2, 1.2): small mostly-empty clips are decided at high

@@ -125,7 +125,8 @@ def make_source(cfg: TrainConfig):
 def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) -> dict:
     return {
         "model": {"arch": "spacetime-unet", **net.config.to_dict()},
-        "diffusion": {"parameterization": cfg.parameterization, "sigma_data": cfg.sigma_data},
+        "diffusion": {"parameterization": cfg.parameterization, "sigma_data": cfg.sigma_data,
+                      "data_mean": cfg.data_mean},
         "text_encoder": {"name": cfg.text_encoder, "dim": text.dim},
         "data": {"world": cfg.world, "data": cfg.data, "frames": cfg.frames, "size": cfg.size},
         "sampling": {"strategy": cfg.sample_strategy},
@@ -208,7 +209,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         init_record = saved_record.get("init_from")
         dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
     train_net = DDP(net) if world_size > 1 else net
-    denoiser = Denoiser(train_net, cfg.parameterization, cfg.sigma_data)
+    denoiser = Denoiser(train_net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
     n_params = count_params(net)
     dist.print0(f"stillmotion {__version__}: training {cfg.model} ({n_params / 1e6:.2f}M params) on "
                 f"{cfg.data or cfg.world} {cfg.frames}x{cfg.size}x{cfg.size}, batch {cfg.batch_size} "
@@ -335,7 +336,8 @@ def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:
     from stillmotion.data.video_io import save_contact_sheet, video_grid, write_video
     from stillmotion.pipelines.text_to_video import TextToVideo
 
-    pipe = TextToVideo(Denoiser(net, cfg.parameterization, cfg.sigma_data), text, frames=cfg.frames, size=cfg.size,
+    denoiser = Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
+    pipe = TextToVideo(denoiser, text, frames=cfg.frames, size=cfg.size,
                        info={"sampling": {"strategy": cfg.sample_strategy}})
     videos = pipe(cfg.sample_prompts, steps=cfg.sample_steps, seed=0, progress=False)
     stem.parent.mkdir(parents=True, exist_ok=True)
