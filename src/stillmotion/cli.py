@@ -225,9 +225,15 @@ def _run_generate(args: argparse.Namespace) -> int:
     pipe = load(args.model)
     loaded = time.time()
     prompts = [args.prompt] * args.n
+    known = {}
+    if args.frames_from is not None:  # image-to-video, continuing a video, or filling in between keyframes
+        from stillmotion.pipelines.known_frames import load_known_frames
+
+        frames, mask = load_known_frames(args.frames_from, args.keep, args.frames or pipe.frames, pipe.size)
+        known = dict(known_frames=frames, frame_mask=mask)
     videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
                              sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
-                             strategy=args.strategy, progress=not args.quiet) for i in range(args.n)])
+                             strategy=args.strategy, progress=not args.quiet, **known) for i in range(args.n)])
     sampled = time.time()
     out = Path(args.out)
     clips = list(videos.cpu())
@@ -259,6 +265,11 @@ def _add_generate(subparsers) -> None:
                    help="joint: all frames at once; first-frame: then again from its first frame as image-to-video "
                         "(default: the model's own, from its config.json)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--frames-from", default=None, metavar="FILE",
+                   help="known frames from an image or a video: image-to-video, continuing a video, or keyframes "
+                        "to fill in between (see --keep; needs a model trained with those frame tasks)")
+    p.add_argument("--keep", default="first",
+                   help="which frames of --frames-from are known: first | first:K | every:N (and the last)")
     p.add_argument("--n", type=_positive_int, default=1, help="number of clips (seeds seed..seed+n-1)")
     p.add_argument("--out", default="clip.mp4", help="output .mp4, .gif, .webm, or .png contact sheet")
     p.add_argument("--model", default=None, help="checkpoint or run folder (default: the shipped model)")
