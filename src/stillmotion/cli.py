@@ -60,6 +60,89 @@ def _add_data(subparsers) -> None:
 
 
 
+# ------------------------------------------------------------------------------------------------ features
+
+def _run_features_train(args: argparse.Namespace) -> int:
+    import shlex
+
+    from stillmotion.eval.features_train import make_train_config, train_feature_net
+
+    cfg = make_train_config(args.world, out=args.out, steps=args.steps, seed=args.seed, batch_size=args.batch_size,
+                            lr=args.lr, eval_clips=args.eval_clips, threads=args.threads, init_from=args.init_from)
+    # the command that reproduces this run, every learning-relevant value spelled out
+    command = shlex.join(["stillmotion", "features", "train", "--world", cfg.world, "--out", cfg.out, "--steps",
+                          str(cfg.steps), "--batch-size", str(cfg.batch_size), "--lr", str(cfg.lr), "--seed",
+                          str(cfg.seed), "--eval-clips", str(cfg.eval_clips)]
+                         + (["--init-from", cfg.init_from] if cfg.init_from else []))
+    out = train_feature_net(cfg, command=command)
+    print(f"wrote {out} (model.safetensors, config.json)")
+    return 0
+
+
+def _run_features_eval(args: argparse.Namespace) -> int:
+
+    import torch
+
+    from stillmotion.eval.features import load_feature_net
+    from stillmotion.eval.features_train import accuracy, heldout_seeds, preset_worlds
+    from stillmotion.eval.fvd import controls
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    net = load_feature_net(args.net or args.world)
+    worlds = preset_worlds(net.config.world)
+    report = {"net": str(args.net or f"shipped features-{net.config.world}"), "world": net.config.world,
+              "heldout_accuracy": {"clips": args.n, "seeds": f"{heldout_seeds(1)[0]} + i",
+                                   **accuracy(net, worlds, heldout_seeds(args.n))}}
+    if net.config.world == "digits":  # handwriting never seen in training
+        unseen = preset_worlds("digits", image_split="heldout")
+        report["heldout_handwriting_accuracy"] = accuracy(net, unseen, heldout_seeds(args.n))
+    for key in ("heldout_accuracy", "heldout_handwriting_accuracy"):
+        if key in report:
+            print(f"{key}: " + ", ".join(f"{k} {v:.4f}" for k, v in report[key].items() if k not in ("clips", "seeds")))
+    if args.controls_n:
+        c = controls(net, args.controls_n, worlds=worlds)
+        report["controls"] = c
+        print(f"{c['metric']} at n={c['n']}: floor {c['floor']:.3f}; " + ", ".join(
+            f"{k} {c[k]:.2f} ({c['ratio_to_floor'][k]:.0f}x)" for k in c["ratio_to_floor"])
+            + f"; motion head on reversed clips reads the reversed motion {c['reversal']['motion_accuracy']:.3f}")
+    if args.out:
+        from stillmotion.data.atomic import write_json
+
+        write_json(args.out, report)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _add_features(subparsers) -> None:
+    from stillmotion.eval.features_train import FEATURE_PRESETS
+
+    features = subparsers.add_parser("features", help="train or measure the feature networks behind FVD-<world>")
+    sub = features.add_subparsers(dest="features_command", metavar="SUBCOMMAND", required=True)
+    p = sub.add_parser("train", help="train a world's feature network (attribute classifier) and save it",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--world", required=True, choices=sorted(FEATURE_PRESETS), help="synthetic world")
+    p.add_argument("--out", required=True, help="folder for model.safetensors and config.json")
+    p.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps (default: the preset's)")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="clips per step (default: preset's)")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: preset's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of init, clips and noise")
+    p.add_argument("--eval-clips", type=int, default=None, help="held-out clips measured at the end")
+    p.add_argument("--init-from", default=None, metavar="DIR",
+                   help="continue training this feature network (a later stage; use another --seed for fresh clips)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    p.set_defaults(func=_run_features_train)
+    p = sub.add_parser("eval", help="held-out accuracy per head, and the FVD floor and controls",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--world", default="shapes", choices=sorted(FEATURE_PRESETS), help="the shipped net of a world")
+    p.add_argument("--net", default=None, help="a feature-network folder instead of the shipped one")
+    p.add_argument("--n", type=_positive_int, default=1024, help="held-out clips for the accuracies")
+    p.add_argument("--controls-n", type=int, default=1024, help="clips per set for floor and controls (0: skip)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    p.add_argument("--out", default=None, help="write the numbers to this .json file")
+    p.set_defaults(func=_run_features_eval)
+
+
 # ------------------------------------------------------------------------------------------------ curate
 
 def _run_curate(args: argparse.Namespace) -> int:
@@ -335,18 +418,59 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         return _evaluate_videos(args, out)
     if args.threads:
         torch.set_num_threads(args.threads)
+    i3d = None
+    if args.i3d:
+        from stillmotion.eval.i3d import load_i3d
+
+        i3d = load_i3d(args.i3d)  # fail before sampling
     pipe = load(args.model)
+    judge, fvd_net = _evaluate_feature_nets(args.features, pipe.info)
     report = {"model": str(args.model or "shipped"), "record": pipe.info.get("record", {}), "results": []}
     for split in args.split:
         result = evaluate_prompt_following(pipe, n=args.n, seed=args.seed, split=split, steps=args.steps,
-                                           sampler=args.sampler, guidance=args.guidance)
+                                           sampler=args.sampler, guidance=args.guidance, feature_net=judge,
+                                           sheet=out / f"samples-{split}.png")
         report["results"].append(result)
         print(f"{split:9s} colour {result['colour_accuracy']:.3f}  direction {result['direction_accuracy']:.3f}  "
               f"both {result['colour_and_direction_accuracy']:.3f}  ({result['seconds_per_clip']:.2f} s/clip)")
+        if "feature_net" in result:
+            f = result["feature_net"]
+            print(f"{'':9s} feature net: colour {f['colour_accuracy']:.3f}  shape {f['shape_accuracy']:.3f}  "
+                  f"motion {f['motion_accuracy']:.3f}  all three {f['all_accuracy']:.3f}")
+    fvd_n = args.n if args.fvd_n is None else args.fvd_n
+    if fvd_net is not None and fvd_n >= 2:
+        from stillmotion.eval.fvd import evaluate_fvd
+
+        fvd, _ = evaluate_fvd(pipe, fvd_net, n=fvd_n, seed=args.seed, steps=args.steps, sampler=args.sampler,
+                              guidance=args.guidance, i3d=i3d)
+        report["fvd"] = fvd
+        if "skipped" in fvd:
+            print(f"{fvd['metric']}: skipped ({fvd['skipped']})")
+        else:
+            print(f"{fvd['metric']} (n={fvd['n']}): generated {fvd['generated']:.2f}, real-vs-real floor "
+                  f"{fvd['floor']:.2f}; controls: shuffled {fvd['time_shuffled']:.2f}, frame 0 repeated "
+                  f"{fvd['static_frame0']:.2f}, reversed {fvd['time_reversed']:.2f}"
+                  + (f"; I3D FVD generated {fvd['i3d']['generated']:.2f}, floor {fvd['i3d']['floor']:.2f}"
+                     if "i3d" in fvd else ""))
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     write_summary(report, out / "summary.md")
     print(f"wrote {out / 'report.json'} and {out / 'summary.md'}")
     return 0
+
+
+def _evaluate_feature_nets(choice: str | None, info: dict):
+    """(prompt-following judge, FVD network) for `--features`: None -> the shipped networks (shapes for the
+    judge, the model's world for FVD); "none" -> neither; a folder -> that network for both where it fits."""
+    from stillmotion.eval.features import load_feature_net
+
+    if choice == "none":
+        return None, None
+    if choice is None:
+        world = (info.get("data") or {}).get("world") or "shapes"
+        judge = load_feature_net("shapes")
+        return judge, (judge if world == "shapes" else load_feature_net(world) if world == "digits" else None)
+    net = load_feature_net(choice)
+    return (net if net.config.world == "shapes" else None), net
 
 
 def _evaluate_videos(args: argparse.Namespace, out) -> int:
@@ -379,7 +503,16 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="sampler")
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
     p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
-    p.add_argument("--out", default="eval", help="folder for report.json and summary.md")
+    p.add_argument("--out", default="eval", help="folder for report.json, summary.md and samples-<split>.png")
+    p.add_argument("--features", default=None, metavar="WORLD|DIR|none",
+                   help="feature network that also judges prompt following and gives FVD-<world> (default: the "
+                        "shipped ones; 'none' to skip both)")
+    p.add_argument("--fvd-n", type=int, default=None,
+                   help="clips per set for FVD-<world> of generated vs real clips (default: --n; 0 skips)")
+    p.add_argument("--i3d", default=None, metavar="PATH",
+                   help="also compute standard FVD with a local I3D TorchScript file: the i3d_torchscript.pt of "
+                        "the StyleGAN-V / DIGAN FVD code (its detector_url in github.com/universome/stylegan-v "
+                        "src/metrics/frechet_video_distance.py); nothing is downloaded")
     p.add_argument("--videos", default=None, metavar="DIR",
                    help="instead: score every video in DIR on temporal consistency (warping error, flicker, "
                         "dynamic degree) and write videos.json")
@@ -417,8 +550,8 @@ def _add_export(subparsers) -> None:
 
 # ------------------------------------------------------------------------------------------------ main
 
-COMMANDS = [_add_generate, _add_train, _add_evaluate, _add_info, _add_export, _add_data, _add_curate,
-            _add_preprocess]
+COMMANDS = [_add_generate, _add_train, _add_evaluate, _add_info, _add_export, _add_data, _add_features,
+            _add_curate, _add_preprocess]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -12,6 +12,9 @@ Protocol (written into every report):
             A clip follows the prompt when both match. Stability figures flag flicker and teleporting:
             the probe's area/colour spread and largest centroid jump, and the optical-flow metrics of
             eval.temporal (warping error and flicker in 0-255 levels, dynamic degree in pixels per frame).
+            Optionally also the learned feature network of the shapes world (eval/features.py): its colour,
+            shape and motion heads read each clip, and a clip follows the prompt when all three match
+            (colour, shape and the asked direction); reported beside the pixel probe, not instead of it.
 """
 
 from __future__ import annotations
@@ -55,24 +58,40 @@ def single_object_prompts(n: int, *, seed: int = 0, split: str = "heldout") -> l
 
 def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str = "heldout", steps: int = 20,
                               sampler: str = "dpmpp-2m", guidance: float = 4.0, batch: int = 16,
-                              progress: bool = True) -> dict:
-    """Generate one clip per prompt and score colour, direction and stability. Returns a JSON-able report."""
+                              progress: bool = True, feature_net=None, sheet=None, sheet_clips: int = 8) -> dict:
+    """Generate one clip per prompt and score colour, direction and stability. Returns a JSON-able report.
+
+    Args:
+        feature_net: a shapes-world FeatureNet (eval/features.py) to judge colour, shape and motion as well.
+        sheet: if given, a .png path for a contact sheet of `sheet_clips` clips spread over the prompts, each
+            captioned with its prompt and what the pixel probe and the feature network read.
+    """
     from tqdm import tqdm
 
     prompts = single_object_prompts(n, seed=seed, split=split)
-    rows, start = [], time.time()
+    rows, start, shown = [], time.time(), []
+    on_sheet = set(np.linspace(0, n - 1, min(n, sheet_clips)).round().astype(int).tolist())  # spread over colours
     for i in tqdm(range(0, n, batch), desc=f"prompt following ({split})", disable=not progress):
         chunk = prompts[i:i + batch]
         # one generator per batch, seeded by its first index: results do not depend on other batches
         videos = pipe([p for p, _ in chunk], steps=steps, sampler=sampler, guidance=guidance, seed=seed + i,
                       progress=False)
-        for (prompt, target), video in zip(chunk, to_uint8(videos.cpu())):
+        net = _feature_readings(feature_net, videos, chunk)
+        for j, ((prompt, target), video, judged) in enumerate(zip(chunk, to_uint8(videos.cpu()), net)):
             r = read_clip(video)
             t = temporal_report(video) if video.shape[0] > 1 else {}
             rows.append({"prompt": prompt, **{f"target_{k}": v for k, v in target.items()}, **r.to_dict(),
-                         **{k: t[k] for k in TEMPORAL_KEYS if k in t},
+                         **{k: t[k] for k in TEMPORAL_KEYS if k in t}, **judged,
                          "colour_ok": r.colour == target["colour"], "direction_ok": r.direction == target["direction"]})
+            if i + j in on_sheet:
+                shown.append((video, f"{prompt} | probe: {r.colour} {r.direction}"
+                              + (f" | net: {judged['net_colour']} {judged['net_shape']} {judged['net_motion']}"
+                                 if judged else "")))
     seconds = time.time() - start
+    if sheet is not None and shown:
+        from stillmotion.data.video_io import save_contact_sheet
+
+        save_contact_sheet(sheet, [v for v, _ in shown], captions=[c for _, c in shown], scale=3)
 
     def frac(key):
         return float(np.mean([row[key] for row in rows]))
@@ -100,6 +119,37 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
                           for d in DIRECTIONS},
         "per_colour": {c: float(np.mean([r["colour_ok"] for r in rows if r["target_colour"] == c])) for c in COLOURS},
         "failures": [r for r in rows if not (r["colour_ok"] and r["direction_ok"])][:20],
+        **({"feature_net": _feature_summary(rows, feature_net)} if feature_net is not None else {}),
+        **({"sample_sheet": Path(sheet).name} if sheet is not None and shown else {}),
+    }
+
+
+@torch.no_grad()
+def _feature_readings(net, videos, chunk) -> list[dict]:
+    """The feature network's colour / shape / motion per clip, and whether each matches the prompt's target."""
+    if net is None:
+        return [{} for _ in chunk]
+    predicted = net.predict(videos.float().cpu().clamp(-1, 1))
+    return [{"net_colour": predicted["colour"][i], "net_shape": predicted["shape"][i],
+             "net_motion": predicted["motion"][i],
+             "net_colour_ok": predicted["colour"][i] == target["colour"],
+             "net_shape_ok": predicted["shape"][i] == target["shape"],
+             "net_motion_ok": predicted["motion"][i] == target["direction"]} for i, (_, target) in enumerate(chunk)]
+
+
+def _feature_summary(rows: list[dict], net) -> dict:
+    mean = lambda f: float(np.mean([f(r) for r in rows]))
+    record = getattr(net, "info", {}).get("record", {})
+    return {
+        "judge": "stillmotion.eval.features (learned classifier of the shapes world; colour, shape and motion heads)",
+        "net_heldout_accuracy": record.get("heldout", {}).get("accuracy"),
+        "colour_accuracy": mean(lambda r: r["net_colour_ok"]),
+        "shape_accuracy": mean(lambda r: r["net_shape_ok"]),
+        "motion_accuracy": mean(lambda r: r["net_motion_ok"]),
+        "colour_and_motion_accuracy": mean(lambda r: r["net_colour_ok"] and r["net_motion_ok"]),
+        "all_accuracy": mean(lambda r: r["net_colour_ok"] and r["net_shape_ok"] and r["net_motion_ok"]),
+        "predicted_motions": {m: sum(r["net_motion"] == m for r in rows)
+                              for m in sorted({r["net_motion"] for r in rows})},
     }
 
 
@@ -132,7 +182,59 @@ def write_summary(report: dict, path) -> None:
               "the centroid's displacement between the first and last third of the clip in 8 compass bins. "
               "Prompts cycle through all 64 colour x direction pairs; held-out wordings never occur in training.",
               ""]
+    lines += _feature_lines(report) + _fvd_lines(report.get("fvd")) + _sample_lines(report)
     Path(path).write_text("\n".join(lines))
+
+
+def _feature_lines(report: dict) -> list[str]:
+    judged = [r for r in report["results"] if "feature_net" in r]
+    if not judged:
+        return []
+    lines = ["## Judged by the feature network", "",
+             "| wording | n | colour | shape | motion | colour and motion | colour, shape and motion |",
+             "|---|---|---|---|---|---|---|"]
+    for r in judged:
+        f = r["feature_net"]
+        lines.append(f"| {r['protocol']['split']} | {r['protocol']['n']} | {f['colour_accuracy']:.3f} | "
+                     f"{f['shape_accuracy']:.3f} | {f['motion_accuracy']:.3f} | "
+                     f"{f['colour_and_motion_accuracy']:.3f} | {f['all_accuracy']:.3f} |")
+    acc = judged[0]["feature_net"].get("net_heldout_accuracy") or {}
+    lines += ["", "Judge: the shapes world's feature network (stillmotion.eval.features): its colour, shape and "
+              "motion heads read each clip; motion must be the asked direction. Its own accuracy on held-out real "
+              "clips: " + (", ".join(f"{k} {v:.3f}" for k, v in acc.items()) or "not recorded") + ".", ""]
+    return lines
+
+
+def _fvd_lines(fvd: dict | None) -> list[str]:
+    if not fvd:
+        return []
+    name = fvd.get("metric", "FVD")
+    if "skipped" in fvd:
+        return [f"## {name}", "", f"Skipped: {fvd['skipped']}.", ""]
+    floor = fvd["floor"]
+    lines = [f"## {name}: generated vs real clips", "",
+             f"| clip set (n = {fvd['n']} each) | {name} vs real set A | / floor |", "|---|---|---|",
+             f"| generated, one per caption of A | {fvd['generated']:.2f} | {fvd['generated'] / floor:.1f} |",
+             f"| real set B (the floor) | {floor:.2f} | 1.0 |"]
+    for key, label in (("time_shuffled", "real B, frames shuffled"), ("static_frame0", "real B, frame 0 repeated"),
+                       ("time_reversed", "real B, time reversed")):
+        lines.append(f"| {label} | {fvd[key]:.2f} | {fvd[key] / floor:.1f} |")
+    if "i3d" in fvd:
+        i = fvd["i3d"]
+        lines.append(f"| I3D features: generated / floor | {i['generated']:.2f} / {i['floor']:.2f} | "
+                     f"{i['generated'] / max(i['floor'], 1e-12):.1f} |")
+    lines += ["", f"{name} is the Fréchet distance of the feature network's embeddings (stillmotion.eval.fvd); "
+              "it is not comparable with FVD values in the literature. Time reversal maps the world (almost) onto "
+              "itself (a reversed left-mover is a right-mover), so its row stays near the floor by design; see "
+              "docs/evaluation.md.", ""]
+    return lines
+
+
+def _sample_lines(report: dict) -> list[str]:
+    sheets = [(r["protocol"]["split"], r["sample_sheet"]) for r in report["results"] if r.get("sample_sheet")]
+    if not sheets:
+        return []
+    return ["## Samples", ""] + [f"![{split} prompts]({name})" for split, name in sheets] + [""]
 
 
 @torch.inference_mode()
