@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +36,7 @@ from stillmotion.eval.features import (
     load_feature_net,
     save_feature_net,
 )
+from stillmotion.train.loop import hardware  # the same machine line as training records
 
 HELDOUT_SEED = 10**15  # held-out clips: seeds HELDOUT_SEED + i
 
@@ -130,18 +129,6 @@ def accuracy(net: FeatureNet, worlds: list, seeds: list[int], *, batch: int = 12
     return {name: hits[name] / counts[name] for name in hits if counts[name]}
 
 
-def hardware() -> str:
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name}, {os.cpu_count()} CPU cores"
-
-
 def train_feature_net(cfg: FeatureTrainConfig, *, command: str | None = None, progress: bool = True) -> Path:
     """Train, measure held-out accuracy after the float16 round trip, and save into cfg.out; returns the folder.
 
@@ -203,7 +190,7 @@ def train_feature_net(cfg: FeatureTrainConfig, *, command: str | None = None, pr
     acc = accuracy(net, worlds, heldout_seeds(cfg.eval_clips)) if cfg.eval_clips else {}
     stage = {"command": command, "steps": cfg.steps, "clips_seen": cfg.steps * cfg.batch_size,
              "wall_clock_s": round(wall, 1), "final_loss": sum(losses[-50:]) / len(losses[-50:]),
-             "hardware": hardware(), "threads": torch.get_num_threads(), "torch": torch.__version__}
+             "hardware": hardware(torch.device("cpu")), "threads": torch.get_num_threads(), "torch": torch.__version__}
     stages = [*earlier, stage]
     record = {
         "step": sum(s["steps"] for s in stages), "clips_seen": sum(s["clips_seen"] for s in stages),
