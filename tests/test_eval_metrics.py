@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from stillmotion.data.video_io import to_float, write_video
-from stillmotion.eval.frechet import frechet_distance, frechet_distance_features, gaussian_stats
+from stillmotion.eval.frechet import (
+    frechet_distance,
+    frechet_distance_features,
+    frechet_joint_distance,
+    gaussian_stats,
+    joint_scale,
+)
 from stillmotion.eval.reconstruction import psnr, ssim
 from stillmotion.eval.temporal import (
     dynamic_degree,
@@ -87,6 +93,27 @@ def test_samples_give_distance_close_to_analytic():
     assert frechet_distance_features(a, b) == pytest.approx(analytic, rel=0.05)
     mu, sigma = gaussian_stats(a)
     assert mu.shape == (d,) and sigma.shape == (d, d)
+
+
+def test_joint_distance_sees_swapped_conditions_that_the_plain_distance_cannot():
+    # two clusters of features, each with its own condition; set b has the same features with swapped conditions
+    rng = np.random.default_rng(0)
+    feats = np.concatenate([rng.normal(-2, 1, (300, 3)), rng.normal(2, 1, (300, 3))])
+    cond = np.repeat(np.eye(2), 300, axis=0)
+    swapped = cond[:, ::-1]
+    assert frechet_distance_features(feats, feats) < 1e-9
+    assert frechet_joint_distance(feats, cond, feats, cond) < 1e-9
+    alpha = joint_scale(feats, cond)
+    assert alpha == pytest.approx(np.linalg.norm(feats, axis=1).mean())  # one-hot rows have norm 1
+    fjd = frechet_joint_distance(feats, cond, feats, swapped)
+    # = FD of the concatenations: same means and block variances, the cross-covariance flips sign
+    assert fjd == pytest.approx(frechet_distance_features(np.hstack([feats, alpha * cond]),
+                                                          np.hstack([feats, alpha * swapped])), rel=1e-12)
+    assert fjd > 10.0
+    with pytest.raises(ValueError, match="one condition row per feature row"):
+        frechet_joint_distance(feats, cond[:5], feats, cond)
+    with pytest.raises(ValueError, match="every condition vector is zero"):
+        joint_scale(feats, np.zeros_like(cond))
 
 
 def test_frechet_errors_teach():

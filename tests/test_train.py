@@ -109,6 +109,16 @@ def test_bad_config_is_rejected_clearly(overrides, message):
         make_config("shapes-tiny", overrides)
 
 
+def test_world_options_reach_the_world():
+    from stillmotion.train.loop import make_source
+
+    world = make_source(make_config("shapes-tiny", {"world_options": '{"motions": ["left", "up"]}'}))
+    assert world.motions == ("left", "up")
+    assert {world.sample(i).labels.objects[0].motion for i in range(8)} <= {"left", "up"}
+    with pytest.raises(ValueError, match="world 'shapes'.*colour"):
+        make_source(make_config("shapes-tiny", {"world_options": '{"colour": "red"}'}))
+
+
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset 'shapes-xxl'.*shapes-tiny"):
         make_config("shapes-xxl")

@@ -229,3 +229,18 @@ def test_spacetime_rope_scores_depend_only_on_offsets():
         assert sel.numel() > 1
         torch.testing.assert_close(sel, sel[:1].expand_as(sel), atol=1e-4, rtol=1e-4)
     assert not torch.allclose(scores[0, 1], scores[0, 4])  # a column step and a row step score differently
+
+
+def test_coordinate_channels_give_absolute_position():
+    """coords=True: conv_in reads two more channels per pixel (x, y in [-1, 1]), and the output depends on them."""
+    plain, net = tiny(), tiny(coords=True)
+    p2 = net.config.patch_size ** 2
+    assert net.conv_in.in_channels == plain.conv_in.in_channels + 2 * p2
+    assert UNetConfig.from_dict(net.config.to_dict()).coords
+    x = video(1, 3)
+    with torch.no_grad():
+        out = net(x, torch.zeros(1), text_cond(1))
+        net.conv_in.weight[:, -2 * p2:] = 0  # the coordinate channels come last
+        blind = net(x, torch.zeros(1), text_cond(1))
+        assert net(x[:, :, :1], torch.zeros(1), text_cond(1)).shape == (1, 3, 1, 16, 16)  # images too
+    assert (out - blind).abs().max() > 1e-3

@@ -106,6 +106,9 @@ def _run_features_eval(args: argparse.Namespace) -> int:
         print(f"{c['metric']} at n={c['n']}: floor {c['floor']:.3f}; " + ", ".join(
             f"{k} {c[k]:.2f} ({c['ratio_to_floor'][k]:.0f}x)" for k in c["ratio_to_floor"])
             + f"; motion head on reversed clips reads the reversed motion {c['reversal']['motion_accuracy']:.3f}")
+        j = c["joint"]
+        print(f"{j['metric']}: floor {j['floor']:.3f}; " + ", ".join(
+            f"{k} {j[k]:.2f} ({j['ratio_to_floor'][k]:.0f}x)" for k in j["ratio_to_floor"]))
     if args.out:
         from stillmotion.data.atomic import write_json
 
@@ -449,7 +452,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         else:
             print(f"{fvd['metric']} (n={fvd['n']}): generated {fvd['generated']:.2f}, real-vs-real floor "
                   f"{fvd['floor']:.2f}; controls: shuffled {fvd['time_shuffled']:.2f}, frame 0 repeated "
-                  f"{fvd['static_frame0']:.2f}, reversed {fvd['time_reversed']:.2f}"
+                  f"{fvd['static_frame0']:.2f}, reversed {fvd['time_reversed']:.2f}; {fvd['joint']['metric']}: "
+                  f"generated {fvd['joint']['generated']:.2f}, floor {fvd['joint']['floor']:.2f}"
                   + (f"; I3D FVD generated {fvd['i3d']['generated']:.2f}, floor {fvd['i3d']['floor']:.2f}"
                      if "i3d" in fvd else ""))
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")

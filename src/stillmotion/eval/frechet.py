@@ -113,3 +113,38 @@ def frechet_distance_features(a, b) -> float:
         raise ValueError(f"frechet_distance_features: the two sets have different feature dimensions "
                          f"({a.shape[1]} vs {b.shape[1]}); embed both with the same feature network")
     return frechet_distance(*gaussian_stats(a), *gaussian_stats(b))
+
+
+def joint_scale(features, conditions) -> float:
+    """alpha of the Fréchet Joint Distance: mean ||feature|| / mean ||condition|| over the reference set, so that
+    neither block of [features, alpha * conditions] dominates the other (DeVries et al. 2019, sec. 3)."""
+    f, c = _as_float64(features), _as_float64(conditions)
+    norm_c = np.linalg.norm(c, axis=1).mean()
+    if norm_c == 0:
+        raise ValueError("joint_scale: every condition vector is zero; pass an embedding of what each clip was "
+                         "asked to show (e.g. one-hot attributes)")
+    return float(np.linalg.norm(f, axis=1).mean() / norm_c)
+
+
+def frechet_joint_distance(features_a, conditions_a, features_b, conditions_b, *,
+                           alpha: float | None = None) -> float:
+    """Fréchet Joint Distance (FJD, DeVries et al. 2019): the Fréchet distance of [features, alpha * condition].
+
+    A plain Fréchet distance compares what two sets look like; FJD also compares what each sample looks like
+    *given what it was conditioned on* (a class, a caption's attributes), through the cross-covariance of the two
+    blocks. Swapping conditions between samples leaves the plain distance unchanged and raises FJD.
+
+    Args:
+        features_a, features_b: (N1, D) and (N2, D) features; set a is the reference.
+        conditions_a, conditions_b: (N1, K) and (N2, K) condition embeddings of the same samples.
+        alpha: the condition block's scale; None: `joint_scale(features_a, conditions_a)`.
+
+    Returns:
+        The squared distance in R^(D + K), a float >= 0.
+    """
+    fa, ca, fb, cb = (_as_float64(x) for x in (features_a, conditions_a, features_b, conditions_b))
+    if len(fa) != len(ca) or len(fb) != len(cb):
+        raise ValueError(f"frechet_joint_distance: one condition row per feature row is needed; got "
+                         f"{len(fa)} features / {len(ca)} conditions and {len(fb)} / {len(cb)}")
+    alpha = joint_scale(fa, ca) if alpha is None else alpha
+    return frechet_distance_features(np.hstack([fa, alpha * ca]), np.hstack([fb, alpha * cb]))

@@ -19,6 +19,12 @@ shrinking's 0.2-0.6 starting sizes). The other difference: real rotating shapes 
 reversed real clips are, but for those details, real clips, and their FD stays near the floor for any feature
 network that does not single the details out. That the network sees the arrow of time is checked per clip
 instead: its motion head should read reversed clips as the reversed motion (`reversal.motion_accuracy`).
+
+The text-to-video question is not only "do these clips look like real clips" but "does each clip show what its
+caption asked for". So every distance also comes as a Fréchet Joint Distance (FJD, DeVries et al. 2019; see
+eval/frechet.py): features joined with a one-hot embedding of the caption's motion (`CONDITION`). A reversed
+left-mover captioned "moving left" looks like a real right-mover, but not like a real clip *captioned* "moving
+left", so the reversed control separates from the floor under FJD.
 """
 
 from __future__ import annotations
@@ -31,12 +37,13 @@ from torch import Tensor
 
 from stillmotion.data.captions import DIRECTIONS
 from stillmotion.data.worlds import get_world
-from stillmotion.eval.features import FeatureNet, embed
+from stillmotion.eval.features import FeatureNet, embed, world_heads
 from stillmotion.eval.features_train import draw, preset_worlds
-from stillmotion.eval.frechet import frechet_distance, gaussian_stats
+from stillmotion.eval.frechet import frechet_distance, frechet_joint_distance, gaussian_stats
 
 REAL_SEED = 2 * 10**15   # reference real clips: set A = REAL_SEED + i, set B = REAL_SEED + SET_B + i
 SET_B = 10**9
+CONDITION = ("motion",)  # caption attributes the joint distance conditions on
 
 
 def metric_name(net: FeatureNet) -> str:
@@ -72,6 +79,28 @@ def reversed_motion(motion: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------------- distances
+
+def condition_vectors(labels: list, world: str, attributes=CONDITION) -> np.ndarray:
+    """One-hot embedding of what each clip's caption asks for: (N, K) float64.
+
+    Per attribute (a head of the world's feature network, e.g. motion), one column per class plus one for
+    clips with more than one object (whose caption names several); the blocks are concatenated.
+    """
+    heads = world_heads(world)
+    unknown = [a for a in attributes if a not in heads or a == "objects"]
+    if unknown:
+        raise ValueError(f"condition_vectors: {unknown} are not attributes of the {world!r} world; choose from "
+                         f"{[h for h in heads if h != 'objects']}")
+    blocks = []
+    for name in attributes:
+        classes = heads[name]
+        block = np.zeros((len(labels), len(classes) + 1))
+        for i, scene in enumerate(labels):
+            single = len(scene.objects) == 1
+            block[i, classes.index(str(getattr(scene.objects[0], name))) if single else len(classes)] = 1.0
+        blocks.append(block)
+    return np.hstack(blocks)
+
 
 def _check_videos(videos, what: str) -> Tensor:
     if isinstance(videos, (list, tuple)):
@@ -125,15 +154,19 @@ def controls(net: FeatureNet, n: int = 1024, *, worlds: list | None = None, seed
     start = time.time()
     if worlds is None:
         worlds = preset_worlds(net.config.world)
-    a, b, _, _, labels_b = real if real is not None else real_sets(worlds, n)
-    stats_a = gaussian_stats(embed(net, a))
-    fd = lambda videos: frechet_distance(*gaussian_stats(embed(net, videos)), *stats_a)
-    floor = fd(b)
-    values = {
-        "time_shuffled": fd(shuffle_time(b, generator=torch.Generator().manual_seed(seed))),
-        "static_frame0": fd(repeat_first_frame(b)),
-        "time_reversed": fd(reverse_time(b)),
-    }
+    a, b, _, labels_a, labels_b = real if real is not None else real_sets(worlds, n)
+    feats_a = embed(net, a)
+    stats_a = gaussian_stats(feats_a)
+    cond_a = condition_vectors(labels_a, net.config.world)
+    cond_b = condition_vectors(labels_b, net.config.world)  # a corrupted clip keeps its caption
+    corrupted = {"floor": b, "time_shuffled": shuffle_time(b, generator=torch.Generator().manual_seed(seed)),
+                 "static_frame0": repeat_first_frame(b), "time_reversed": reverse_time(b)}
+    feats = {k: embed(net, v) for k, v in corrupted.items()}
+    plain = {k: frechet_distance(*gaussian_stats(f), *stats_a) for k, f in feats.items()}
+    joint = {k: frechet_joint_distance(feats_a, cond_a, f, cond_b) for k, f in feats.items()}
+    floor = plain.pop("floor")
+    values = plain
+    joint_floor = joint.pop("floor")
     # per clip: does the motion head read a reversed clip as the reversed motion?
     single = [i for i, lab in enumerate(labels_b) if len(lab.objects) == 1]
     truth = [labels_b[i].objects[0].motion for i in single]
@@ -148,6 +181,14 @@ def controls(net: FeatureNet, n: int = 1024, *, worlds: list | None = None, seed
         "floor": floor,
         **values,
         "ratio_to_floor": {k: v / max(floor, 1e-12) for k, v in values.items()},
+        "joint": {
+            "metric": f"FJD-{net.config.world} | caption {'+'.join(CONDITION)}",
+            "floor": joint_floor, **joint,
+            "ratio_to_floor": {k: v / max(joint_floor, 1e-12) for k, v in joint.items()},
+            "note": "Fréchet Joint Distance of [features, alpha * one-hot caption motion] (DeVries et al. 2019), "
+                    "alpha = mean feature norm / mean condition norm of real set A; corrupted clips keep their "
+                    "captions, so a reversed left-mover is judged against real clips captioned 'left'",
+        },
         "reversal": {
             "motion_accuracy": mean([p == reversed_motion(m) for p, m in zip(backward, truth)]),
             "motion_accuracy_forward": mean([p == m for p, m in zip(forward, truth)]),
@@ -172,7 +213,7 @@ def model_worlds(info: dict) -> list | None:
                   size=int(data.get("size", train.get("size", 32))))
     if name == "shapes":
         kwargs["p_two"] = float(train.get("p_two", 0.3))
-    return [get_world(name, **kwargs)]
+    return [get_world(name, **{**kwargs, **(train.get("world_options") or {})})]
 
 
 @torch.no_grad()
@@ -211,8 +252,12 @@ def evaluate_fvd(pipe, net: FeatureNet, *, n: int = 256, seed: int = 0, steps: i
     generated = torch.cat(generated)                                                        # (n, 3, F, H, W)
     seconds = time.time() - start
     report = controls(net, worlds=worlds, seed=seed, real=real)
-    report["generated"] = frechet_video_distance(generated, a, net)
+    feats_g, feats_a = embed(net, generated), embed(net, a)
+    report["generated"] = frechet_distance(*gaussian_stats(feats_g), *gaussian_stats(feats_a))
     report["generated_ratio_to_floor"] = report["generated"] / max(report["floor"], 1e-12)
+    cond_a = condition_vectors(real[3], net.config.world)  # clip i was generated from A's caption i
+    report["joint"]["generated"] = frechet_joint_distance(feats_a, cond_a, feats_g, cond_a)
+    report["joint"]["generated_ratio_to_floor"] = report["joint"]["generated"] / max(report["joint"]["floor"], 1e-12)
     report["protocol"] = {"n": n, "real_seeds": f"A: {REAL_SEED} + i, B: {REAL_SEED + SET_B} + i, i < {n}",
                           "prompts": "the captions of real set A", "sampler": sampler, "steps": steps,
                           "guidance": guidance, "seed": seed, "world": repr(worlds[0]),

@@ -211,22 +211,27 @@ def _fvd_lines(fvd: dict | None) -> list[str]:
     name = fvd.get("metric", "FVD")
     if "skipped" in fvd:
         return [f"## {name}", "", f"Skipped: {fvd['skipped']}.", ""]
-    floor = fvd["floor"]
+    floor, joint = fvd["floor"], fvd.get("joint")
+    jname = joint["metric"] if joint else ""
     lines = [f"## {name}: generated vs real clips", "",
-             f"| clip set (n = {fvd['n']} each) | {name} vs real set A | / floor |", "|---|---|---|",
-             f"| generated, one per caption of A | {fvd['generated']:.2f} | {fvd['generated'] / floor:.1f} |",
-             f"| real set B (the floor) | {floor:.2f} | 1.0 |"]
-    for key, label in (("time_shuffled", "real B, frames shuffled"), ("static_frame0", "real B, frame 0 repeated"),
+             f"| clip set (n = {fvd['n']} each) | {name} vs real set A | / floor |"
+             + (f" {jname} | / floor |" if joint else ""), "|---|---|---|" + ("---|---|" if joint else "")]
+    for key, label in (("generated", "generated, one per caption of A"), ("floor", "real set B (the floor)"),
+                       ("time_shuffled", "real B, frames shuffled"), ("static_frame0", "real B, frame 0 repeated"),
                        ("time_reversed", "real B, time reversed")):
-        lines.append(f"| {label} | {fvd[key]:.2f} | {fvd[key] / floor:.1f} |")
+        row = f"| {label} | {fvd[key]:.2f} | {fvd[key] / floor:.1f} |"
+        if joint:
+            row += f" {joint[key]:.2f} | {joint[key] / joint['floor']:.1f} |"
+        lines.append(row)
     if "i3d" in fvd:
         i = fvd["i3d"]
         lines.append(f"| I3D features: generated / floor | {i['generated']:.2f} / {i['floor']:.2f} | "
-                     f"{i['generated'] / max(i['floor'], 1e-12):.1f} |")
+                     f"{i['generated'] / max(i['floor'], 1e-12):.1f} |" + (" | |" if joint else ""))
     lines += ["", f"{name} is the Fréchet distance of the feature network's embeddings (stillmotion.eval.fvd); "
               "it is not comparable with FVD values in the literature. Time reversal maps the world (almost) onto "
-              "itself (a reversed left-mover is a right-mover), so its row stays near the floor by design; see "
-              "docs/evaluation.md.", ""]
+              "itself (a reversed left-mover is a right-mover), so its row stays near the floor by design; the joint "
+              "distance (FJD, features joined with the caption's motion) asks whether each clip shows what its "
+              "caption asked for, and separates it. See docs/evaluation.md.", ""]
     return lines
 
 

@@ -74,6 +74,11 @@ class UNetConfig:
         dropout: dropout inside residual blocks.
         temporal: build temporal layers; False gives a pure image model (its weights can be inflated).
         grad_checkpoint: recompute activations in the backward pass (saves memory, costs ~30% time).
+        coords: feed the network each pixel's (x, y) in [-1, 1] as two extra input channels (CoordConv, Liu et
+            al. 2018). Convolutions and relative (RoPE) attention are translation-equivariant, so without them
+            the only sense of absolute position is zero padding; but "moving left" from pure noise means putting
+            the object at a place that depends on the frame, which needs absolute position (measured: a net
+            without them never moved its high-noise prediction with the direction word).
         patch_size: fold p x p pixel patches into channels before the first level (pixel unshuffle) and unfold
             them after the last (pixel shuffle), as DiT patchifies: the U-Net then runs at H/p x W/p, which
             removes its costliest, thinnest level. 1 keeps full resolution.
@@ -92,6 +97,7 @@ class UNetConfig:
     dropout: float = 0.0
     temporal: bool = True
     grad_checkpoint: bool = False
+    coords: bool = False
     patch_size: int = 1
 
     def __post_init__(self):
@@ -185,7 +191,7 @@ class SpaceTimeUNet(nn.Module):
 
         # Input: x, known frames * mask, mask.
         p2 = cfg.patch_size ** 2
-        self.conv_in = nn.Conv2d((2 * cfg.in_channels + 1) * p2, ch[0], 3, padding=1)
+        self.conv_in = nn.Conv2d((2 * cfg.in_channels + 1 + 2 * cfg.coords) * p2, ch[0], 3, padding=1)
 
         def stage(i, o, level, attn=None, tattn=None):
             attn = level in cfg.attn_levels if attn is None else attn
@@ -326,8 +332,13 @@ class SpaceTimeUNet(nn.Module):
             fm = cond.frame_mask if cond.frame_mask is not None else x.new_ones(b, frames)
             mask = fm.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, height, width)  # (B,1,F,H,W)
             known = torch.where(mask > 0, cond.frames.to(x.dtype) * mask, 0.0)  # masked values never matter
-        h = torch.cat([x, known, mask], dim=1)  # (B, 2C+1, F, H, W)
-        h = rearrange(h, "b c f h w -> (b f) c h w")  # (B*F, 2C+1, H, W): spatial layout from here on
+        inputs = [x, known, mask]
+        if cfg.coords:
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, height, device=x.device, dtype=x.dtype),
+                                    torch.linspace(-1, 1, width, device=x.device, dtype=x.dtype), indexing="ij")
+            inputs.append(torch.stack([xs, ys]).expand(b, frames, 2, height, width).transpose(1, 2))  # (B,2,F,H,W)
+        h = torch.cat(inputs, dim=1)  # (B, 2C+1 (+2), F, H, W)
+        h = rearrange(h, "b c f h w -> (b f) c h w")  # (B*F, 2C+1 (+2), H, W): spatial layout from here on
 
         text = text_mask = None
         if cond.text is not None and cond.text.shape[-1] != cfg.text_dim:
@@ -348,7 +359,7 @@ class SpaceTimeUNet(nn.Module):
             return stage(h, emb, context, context_mask, frames, temporal)
 
         if cfg.patch_size > 1:
-            h = F.pixel_unshuffle(h, cfg.patch_size)  # (B*F, (2C+1)*p*p, H/p, W/p)
+            h = F.pixel_unshuffle(h, cfg.patch_size)  # (B*F, (2C+1 (+2))*p*p, H/p, W/p)
         h = self.conv_in(h)  # (B*F, ch0, H/p, W/p)
         skips = []
         for lvl, stages in enumerate(self.down):

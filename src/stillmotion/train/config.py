@@ -26,6 +26,8 @@ class TrainConfig:
     frames: int = 16
     size: int = 32
     p_two: float = 0.3                  # shapes world: probability of two objects in a clip
+    world_options: dict = field(default_factory=dict)  # more keyword arguments of the world, e.g.
+    #                                     {"motions": ["left", "right"], "background": "mixed"}
     # model and diffusion
     model: str = "cpu"                  # a U-Net preset from stillmotion.models.registry
     model_overrides: dict = field(default_factory=dict)

@@ -119,7 +119,7 @@ def make_source(cfg: TrainConfig):
     kwargs = dict(size=cfg.size, frames=cfg.frames)
     if cfg.world == "shapes":
         kwargs["p_two"] = cfg.p_two
-    return get_world(cfg.world, **kwargs)
+    return get_world(cfg.world, **{**kwargs, **cfg.world_options})  # world_options win
 
 
 def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) -> dict:
