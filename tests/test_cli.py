@@ -51,6 +51,20 @@ def test_resume_from_the_cli(tiny_run):
     assert r.returncode == 2 and "only --steps, --minutes, --threads and --workers may change" in r.stderr
 
 
+def test_resume_a_copied_run_writes_to_the_copy(tiny_run, tmp_path):
+    import shutil
+
+    from stillmotion.train import checkpoint
+
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_run, copy)
+    before = checkpoint.load_config(tiny_run)["record"]["step"]
+    r = run("train", "--out", str(copy), "--resume", "--steps", str(before + 1))
+    assert r.returncode == 0, r.stderr
+    assert checkpoint.load_config(copy)["record"]["step"] == before + 1
+    assert checkpoint.load_config(tiny_run)["record"]["step"] == before  # the original run is left alone
+
+
 def test_evaluate_writes_a_report(tiny_run, tmp_path):
     r = run("evaluate", "--model", str(tiny_run), "--n", "4", "--steps", "2", "--split", "canonical",
             "--out", str(tmp_path / "eval"))

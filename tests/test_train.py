@@ -109,6 +109,22 @@ def test_bad_config_is_rejected_clearly(overrides, message):
         make_config("shapes-tiny", overrides)
 
 
+def test_image_steps_train_only_the_spatial_layers(tmp_path):
+    from stillmotion.models.unet import TEMPORAL_KEYS
+    from stillmotion.train.loop import is_image_step
+
+    images = train(make_config("shapes-tiny", {"out": str(tmp_path / "img"), "steps": 2, "image_every": 1}))
+    videos = train(make_config("shapes-tiny", {"out": str(tmp_path / "vid"), "steps": 2}))
+    wi, wv = checkpoint.load_weights(images), checkpoint.load_weights(videos)
+    temporal = [k for k in wi if any(p in k for p in TEMPORAL_KEYS)]
+    spatial = [k for k in wi if k not in temporal and "text_" not in k]
+    assert temporal and all(not wi[k].any() for k in temporal if k.endswith(("out.weight", "conv.weight")))
+    assert any(wv[k].any() for k in temporal)                    # video steps do train them
+    assert any((wi[k] != wv[k]).any() for k in spatial)
+    assert [is_image_step(make_config("shapes-tiny", {"image_every": 3}), s) for s in range(6)] == \
+        [False, False, True, False, False, True]
+
+
 def test_world_options_reach_the_world():
     from stillmotion.train.loop import make_source
 

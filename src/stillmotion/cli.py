@@ -146,6 +146,51 @@ def _add_features(subparsers) -> None:
     p.set_defaults(func=_run_features_eval)
 
 
+# ------------------------------------------------------------------------------------------------ experiment
+
+def _run_approaches(args: argparse.Namespace) -> int:
+    import torch
+
+    from stillmotion.experiments.approaches import run_approaches
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    pools = [None if p == "all" else int(p) for p in args.pools]
+    report = run_approaches(args.out, minutes=None if args.steps else args.minutes, steps=args.steps, n=args.n,
+                            n_curve=args.n_curve, points=args.points, clip_pools=pools, arms=args.arms,
+                            seed=args.seed, sample_steps=args.sample_steps, preset=args.preset)
+    for name, r in report["arms"].items():
+        print(f"{name:20s} colour {r['colour_accuracy']:.3f}  direction {r['direction_accuracy']:.3f}  "
+              f"both {r['colour_and_direction_accuracy']:.3f}")
+    print(f"wrote {args.out}/README.md, report.json, time.png, grid.gif")
+    return 0
+
+
+ARMS = ["spacetime", "flow-consistency", "motion-hint", "joint-image-video", "keyframes", "inflated", "scratch"]
+
+
+def _add_experiment(subparsers) -> None:
+    experiment = subparsers.add_parser("experiment", help="train and compare approaches on one budget")
+    sub = experiment.add_subparsers(dest="experiment_command", metavar="SUBCOMMAND", required=True)
+    p = sub.add_parser("approaches", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                       help="space-time U-Net, flow consistency, motion hints, joint image-video, keyframes + "
+                            "interpolation, image-model inflation vs scratch: same budget, same judge")
+    p.add_argument("--minutes", type=float, default=10.0, help="training budget per arm (wall clock)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="budget per arm in optimizer steps instead")
+    p.add_argument("--out", default="docs/approaches", help="folder for README.md, report.json, plots, runs/")
+    p.add_argument("--n", type=_positive_int, default=64, help="prompts (and FVD clips) per arm at the end")
+    p.add_argument("--n-curve", type=_positive_int, default=32, help="prompts per point of the training curve")
+    p.add_argument("--points", type=_positive_int, default=3, help="points of the training curve per arm")
+    p.add_argument("--pools", nargs="+", default=["256", "all"],
+                   help="distinct training clips of the inflation study ('all': a fresh clip every example)")
+    p.add_argument("--arms", nargs="+", default=None, choices=ARMS, help="run only these arms (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-steps", type=_positive_int, default=20, help="sampler steps when judging")
+    p.add_argument("--preset", default="shapes-s", help="training preset every arm starts from")
+    p.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    p.set_defaults(func=_run_approaches)
+
+
 # ------------------------------------------------------------------------------------------------ curate
 
 def _run_curate(args: argparse.Namespace) -> int:
@@ -242,6 +287,7 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--resume continues the saved run '{out}' with its own config; only --steps, "
                              f"--minutes, --threads and --workers may change (got {sorted(changed) or ['--preset']})")
         saved.update({k: v for k, v in overrides.items() if k in free})
+        saved["out"] = str(out)  # a run folder copied or moved elsewhere continues where it is now
         cfg = make_config(None, saved)
     else:
         cfg = make_config(args.preset or "shapes-s", overrides)
@@ -319,7 +365,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         known = dict(known_frames=frames, frame_mask=mask)
     videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
                              sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
-                             strategy=args.strategy, progress=not args.quiet, **known) for i in range(args.n)])
+                             strategy=args.strategy, motion=args.motion, progress=not args.quiet, **known)
+                        for i in range(args.n)])
     sampled = time.time()
     out = Path(args.out)
     clips = list(videos.cpu())
@@ -351,6 +398,9 @@ def _add_generate(subparsers) -> None:
                    help="joint: all frames at once; first-frame: then again from its first frame as image-to-video "
                         "(default: the model's own, from its config.json)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--motion", default=None, metavar="DIRECTION|DX,DY",
+                   help="motion hint for models trained with one (motion_cond): left, up-right, static, ... or "
+                        "DX,DY in canvas fractions over the clip (x right, y down)")
     p.add_argument("--frames-from", default=None, metavar="FILE",
                    help="known frames from an image or a video: image-to-video, continuing a video, or keyframes "
                         "to fill in between (see --keep; needs a model trained with those frame tasks)")
@@ -555,7 +605,7 @@ def _add_export(subparsers) -> None:
 # ------------------------------------------------------------------------------------------------ main
 
 COMMANDS = [_add_generate, _add_train, _add_evaluate, _add_info, _add_export, _add_data, _add_features,
-            _add_curate, _add_preprocess]
+            _add_experiment, _add_curate, _add_preprocess]
 
 
 def build_parser() -> argparse.ArgumentParser:

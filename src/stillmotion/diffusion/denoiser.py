@@ -129,7 +129,7 @@ class Denoiser(nn.Module):
 
     def loss(self, x0: Tensor, sigma: float | Tensor, cond: Cond | None = None, noise: Tensor | None = None,
              generator: torch.Generator | None = None, mask: Tensor | None = None,
-             min_snr_gamma: float | None = None) -> Tensor:
+             min_snr_gamma: float | None = None, return_x0: bool = False) -> Tensor | tuple[Tensor, Tensor]:
         """Per-sample MSE in the network's own target space.
 
         With x = x0 + sigma * noise and target F* = (x0 - c_skip x) / c_out (eps for "eps", v for "v", ...),
@@ -149,8 +149,11 @@ class Denoiser(nn.Module):
                 multiply this loss by min(SNR, gamma) * c_out^2. Low noise levels, whose loss is mostly noise the
                 network cannot predict yet, then stop drowning the levels where a video's layout is decided.
 
+            return_x0: also return the prediction D(x) (B, C, F, H, W), for terms on the predicted clip.
+
         Returns:
-            (B,) loss per sample (mean over C, F, H, W), float32 (float64 if x0 is float64).
+            (B,) loss per sample (mean over C, F, H, W), float32 (float64 if x0 is float64); with return_x0,
+            (loss, x0_hat).
         """
         if noise is None:
             noise = torch.randn(x0.shape, generator=generator, device=x0.device,
@@ -161,14 +164,18 @@ class Denoiser(nn.Module):
         # (x0 - c_skip x) / c_out cancels catastrophically at small sigma in low precision.
         x = x0 + sigma_x * noise                          # (B,C,F,H,W) noisy input
         target = (x0 - c_skip * x) / c_out                # (B,C,F,H,W) eps / v / x0 / F* / velocity
-        err = (self._net(x, c_in, c_noise, cond).to(target.dtype) - target) ** 2
+        out = self._net(x, c_in, c_noise, cond).to(target.dtype)
+        err = (out - target) ** 2
         if min_snr_gamma is not None:
             err = err * (sigma_x ** -2).clamp(max=min_snr_gamma) * c_out ** 2  # (B,C,F,H,W) x (B,1,1|F,1,1)
         out_dtype = torch.promote_types(x0.dtype, torch.float32)
         if mask is None:
-            return err.mean(dim=(1, 2, 3, 4)).to(out_dtype)
-        mask = mask.to(err.dtype).expand_as(err)
-        per_sample = (err * mask).sum(dim=(1, 2, 3, 4)) / mask.sum(dim=(1, 2, 3, 4)).clamp(min=1)
+            per_sample = err.mean(dim=(1, 2, 3, 4))
+        else:
+            mask = mask.to(err.dtype).expand_as(err)
+            per_sample = (err * mask).sum(dim=(1, 2, 3, 4)) / mask.sum(dim=(1, 2, 3, 4)).clamp(min=1)
+        if return_x0:
+            return per_sample.to(out_dtype), (self.data_mean + c_skip * x + c_out * out).to(out_dtype)
         return per_sample.to(out_dtype)
 
 

@@ -136,6 +136,26 @@ def _flows_for(frames: np.ndarray, flows, method: str) -> tuple[np.ndarray, np.n
     return forward, backward
 
 
+def visible(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
+    """Pixels p of frame i + 1 that frame i explains: p + bw(p) inside the frame and forward-backward consistent
+    (the check in the module docstring).
+
+    Args:
+        forward, backward: (H, W, 2) flows of one frame pair (see `video_flows`).
+
+    Returns:
+        (H, W) bool.
+    """
+    h, w = backward.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    x, y = xs + backward[..., 0], ys + backward[..., 1]
+    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    fw_back, _ = warp(forward, backward)                                   # fw(p + bw(p)), (H, W, 2)
+    mismatch = ((backward + fw_back) ** 2).sum(-1)
+    bound = 0.01 * ((backward**2).sum(-1) + (fw_back**2).sum(-1)) + 0.5
+    return inside & (mismatch <= bound)
+
+
 def _ratio(total: float, count: float) -> float:
     return total / count if count else math.nan
 
@@ -158,14 +178,11 @@ def warping_error(video, *, method: str = "farneback", flows=None) -> dict:
     err_sum, valid, total = 0.0, 0, 0
     for i, (fw, bw) in enumerate(zip(forward, backward)):
         prev, nxt = frames[i].astype(np.float64), frames[i + 1].astype(np.float64)
-        warped, inside = warp(prev, bw)                                    # I0(p + bw(p)), (H, W, 3)
-        fw_back, _ = warp(fw, bw)                                          # fw(p + bw(p)), (H, W, 2)
-        mismatch = ((bw + fw_back) ** 2).sum(-1)
-        bound = 0.01 * ((bw**2).sum(-1) + (fw_back**2).sum(-1)) + 0.5
-        visible = inside & (mismatch <= bound)                             # (H, W)
-        err_sum += float(np.abs(nxt - warped).mean(-1)[visible].sum())
-        valid += int(visible.sum())
-        total += visible.size
+        warped, _ = warp(prev, bw)                                         # I0(p + bw(p)), (H, W, 3)
+        seen = visible(fw, bw)                                             # (H, W)
+        err_sum += float(np.abs(nxt - warped).mean(-1)[seen].sum())
+        valid += int(seen.sum())
+        total += seen.size
     return {"warping_error": _ratio(err_sum, valid), "occluded_fraction": 1.0 - valid / total}
 
 

@@ -28,8 +28,10 @@ UNET_PRESETS: dict[str, UNetConfig] = {
     # thin full-resolution convolutions were a third of the step time for little capacity (measured:
     # 1.17 s vs 1.78 s per batch-16 training step, same parameter count). Width grows towards 4x4 and 2x2,
     # where parameters are cheap; attention and temporal attention at 8x8 and below.
+    # Coordinate channels and text whitening: see UNetConfig (both measured to matter for motion direction).
     "cpu": UNetConfig(channels=(24, 48, 96, 128), attn_levels=(1, 2, 3), temporal_attn_levels=(1, 2, 3),
-                      spacetime_attn_levels=(2, 3), head_dim=32, emb_dim=128, patch_size=2),
+                      spacetime_attn_levels=(2, 3), head_dim=32, emb_dim=128, patch_size=2, coords=True,
+                      text_whiten=True),
     "cpu-m": UNetConfig(channels=(16, 32, 64, 128, 192), blocks_per_level=(1, 1, 1, 2, 2),
                         attn_levels=(2, 3, 4), temporal_attn_levels=(2, 3, 4), head_dim=32, emb_dim=192),
     # GPU sizes (ADM-like widths) for 64x64 and up.

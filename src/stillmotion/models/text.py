@@ -184,3 +184,30 @@ class TextEncoder:
         for p, e, m in zip(prompts, emb, mask):
             self._cache[p] = e[: int(m.sum())].to(self.device)
         return len(prompts)
+
+
+def whitening(tokens: Tensor, shrink: float = 0.1) -> tuple[Tensor, Tensor]:
+    """A fixed ZCA whitening of token embeddings, shrunk towards the identity.
+
+    With the tokens' covariance S = U diag(lam) U^T (float64), the map is t -> (t - mean) W with
+    W = U diag((lam + eps)^(-1/2)) U^T * sqrt(mean(lam) + eps) and eps = shrink * mean(lam): directions the
+    captions vary along are equalised, while directions they never vary along (where held-out wordings may
+    still put weight) are scaled by at most sqrt(1 / shrink) more than the average, not by 1/sqrt(~0).
+
+    Args:
+        tokens: (N, D) embeddings of the valid (non-padding) tokens of many training captions.
+        shrink: eps as a fraction of the mean eigenvalue.
+
+    Returns:
+        mean (D,), W (D, D), float32.
+    """
+    if tokens.ndim != 2 or len(tokens) < 2:
+        raise ValueError(f"whitening needs token embeddings (N, D) with N >= 2; got {tuple(tokens.shape)}")
+    t = tokens.double()
+    mean = t.mean(0)
+    cov = (t - mean).T @ (t - mean) / (len(t) - 1)  # (D, D)
+    lam, u = torch.linalg.eigh(cov)
+    lam = lam.clamp(min=0)
+    eps = shrink * lam.mean()
+    w = (u * (lam + eps).rsqrt()) @ u.T * (lam.mean() + eps).sqrt()  # average scale kept ~1
+    return mean.float(), w.float()

@@ -38,7 +38,7 @@ from stillmotion.models.layers import (
     noise_embedding,
 )
 
-TEMPORAL_KEYS = ("tconv", "tattn", "tpos", "ttext")  # parameter-name parts that belong to temporal layers
+TEMPORAL_KEYS = ("tconv", "tattn", "tpos", "ttext", "tmotion")  # parameter-name parts that belong to temporal layers
 FRAME_FEATURES = 16  # Fourier features of a frame's position in the clip
 
 
@@ -79,6 +79,15 @@ class UNetConfig:
             the only sense of absolute position is zero padding; but "moving left" from pure noise means putting
             the object at a place that depends on the frame, which needs absolute position (measured: a net
             without them never moved its high-noise prediction with the direction word).
+        motion_cond: read a motion hint `Cond.motion` (B, 3) = [dx, dy, given] (how far the content moves over
+            the clip): an MLP of (hint, frame position) added to each frame's embedding, zero-initialised, like
+            the (prompt, frame position) embedding. Motion-vector conditioning in the spirit of VideoComposer
+            (Wang et al. 2023); training derives the hint from the clip's optical flow (train/motion.py).
+        text_whiten: whiten the text token embeddings with a fixed map fitted on the training captions
+            (`set_text_whitening`, models/text.py `whitening`) before anything reads them. Sentence encoders put
+            antonyms close together (MiniLM: "left" vs "right" tokens at cosine 0.78, "red" vs "blue" 0.36), so the
+            word that decides where an object goes is a small difference in the raw features and the network
+            learns to read it last; whitening makes every way the captions vary equally large.
         patch_size: fold p x p pixel patches into channels before the first level (pixel unshuffle) and unfold
             them after the last (pixel shuffle), as DiT patchifies: the U-Net then runs at H/p x W/p, which
             removes its costliest, thinnest level. 1 keeps full resolution.
@@ -98,6 +107,8 @@ class UNetConfig:
     temporal: bool = True
     grad_checkpoint: bool = False
     coords: bool = False
+    text_whiten: bool = False
+    motion_cond: bool = False
     patch_size: int = 1
 
     def __post_init__(self):
@@ -183,11 +194,17 @@ class SpaceTimeUNet(nn.Module):
         # frame, a product of what the text says and when the frame is, which a sum of the two cannot express
         self.ttext = nn.Sequential(nn.Linear(FRAME_FEATURES + emb_dim, emb_dim), nn.SiLU(),
                                    nn.Linear(emb_dim, emb_dim)) if cfg.temporal and cfg.text_dim else None
+        # (motion hint, frame position) -> embedding: where the content should be at this frame
+        self.tmotion = nn.Sequential(nn.Linear(FRAME_FEATURES + 3, emb_dim), nn.SiLU(),
+                                     nn.Linear(emb_dim, emb_dim)) if cfg.temporal and cfg.motion_cond else None
         if cfg.text_dim:
             self.text_norm = nn.LayerNorm(cfg.text_dim)
             self.text_proj = nn.Linear(cfg.text_dim, self.context_dim)  # tokens -> cross-attention context
             self.null_token = nn.Parameter(torch.zeros(1, 1, self.context_dim))  # always-visible key
             self.pool_proj = nn.Linear(cfg.text_dim, emb_dim)  # masked-mean prompt -> added to noise emb
+            if cfg.text_whiten:  # fitted once (set_text_whitening), saved with the weights; identity until then
+                self.register_buffer("text_mean", torch.zeros(cfg.text_dim))
+                self.register_buffer("text_whitening", torch.eye(cfg.text_dim))
 
         # Input: x, known frames * mask, mask.
         p2 = cfg.patch_size ** 2
@@ -238,7 +255,8 @@ class SpaceTimeUNet(nn.Module):
                 m.zero_init()
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
-        for m in (self.tpos, self.ttext[-1] if self.ttext is not None else None):
+        for m in (self.tpos, self.ttext[-1] if self.ttext is not None else None,
+                  self.tmotion[-1] if self.tmotion is not None else None):
             if m is not None:
                 nn.init.zeros_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -267,10 +285,17 @@ class SpaceTimeUNet(nn.Module):
                              f"and temporal=True")
         return list(result.missing_keys)
 
+    def set_text_whitening(self, mean: Tensor, matrix: Tensor) -> None:
+        """Fix the text whitening: tokens t -> (t - mean) @ matrix, mean (D,), matrix (D, D)."""
+        if not self.config.text_whiten:
+            raise ValueError("set_text_whitening: this network was built with text_whiten=False")
+        self.text_mean.copy_(mean)
+        self.text_whitening.copy_(matrix)
+
     # ----------------------------------------------------------------------------------------------
     def _embed(self, noise_level: Tensor, text: Tensor | None, text_mask: Tensor | None, batch: int,
-               frames: int, temporal: bool) -> Tensor:
-        """Noise-level embedding (+ pooled prompt), per frame and passed through SiLU: (B*F, E)."""
+               frames: int, temporal: bool, motion: Tensor | None = None) -> Tensor:
+        """Noise-level embedding (+ pooled prompt, + motion hint), per frame and passed through SiLU: (B*F, E)."""
         nl = torch.as_tensor(noise_level, dtype=torch.float32, device=self.conv_in.weight.device)
         if nl.dim() == 0:
             nl = nl.expand(batch)  # (B,)
@@ -292,6 +317,11 @@ class SpaceTimeUNet(nn.Module):
                 both = torch.cat([repeat(feats, "f k -> b f k", b=batch),
                                   repeat(prompt, "b e -> b f e", f=frames)], dim=-1)  # (B, F, FRAME_FEATURES + E)
                 emb = emb + rearrange(self.ttext(both), "b f e -> (b f) e")  # (B*F, E)
+            if self.tmotion is not None:
+                hint = motion.to(emb) if motion is not None else emb.new_zeros(batch, 3)  # (B, 3); zeros: no hint
+                both = torch.cat([repeat(feats, "f k -> b f k", b=batch),
+                                  repeat(hint, "b k -> b f k", f=frames)], dim=-1)  # (B, F, FRAME_FEATURES + 3)
+                emb = emb + rearrange(self.tmotion(both), "b f e -> (b f) e")  # (B*F, E)
         return F.silu(emb)
 
     def _context(self, text: Tensor | None, text_mask: Tensor | None, batch: int) -> tuple[Tensor, Tensor]:
@@ -348,9 +378,15 @@ class SpaceTimeUNet(nn.Module):
         if cond.text is not None:
             text_mask = cond.text_mask.bool() if cond.text_mask is not None else \
                 torch.ones(cond.text.shape[:2], dtype=torch.bool, device=x.device)  # (B, L)
-            text = torch.where(text_mask[..., None], cond.text.float(), 0.0)  # (B, L, D), padding zeroed
+            text = cond.text.float()
+            if cfg.text_whiten:
+                text = (text - self.text_mean) @ self.text_whitening  # (B, L, D)
+            text = torch.where(text_mask[..., None], text, 0.0)  # (B, L, D), padding zeroed
         temporal = self.temporal_enabled and frames > 1
-        emb = self._embed(noise_level, text, text_mask, b, frames, temporal)  # (B*F, E)
+        if cond.motion is not None and cond.motion.shape != (b, 3):
+            raise ValueError(f"SpaceTimeUNet: cond.motion has shape {tuple(cond.motion.shape)}; expected ({b}, 3) "
+                             "rows [dx, dy, given] (stillmotion.cond.motion_hint makes them)")
+        emb = self._embed(noise_level, text, text_mask, b, frames, temporal, cond.motion)  # (B*F, E)
         context, context_mask = self._context(text, text_mask, b) if cfg.text_dim else (None, None)
 
         def run(stage: Stage, h: Tensor) -> Tensor:

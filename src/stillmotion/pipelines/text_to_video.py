@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from stillmotion.cond import Cond
+from stillmotion.cond import Cond, motion_hint
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.samplers import SAMPLERS, sample
@@ -77,7 +77,7 @@ class TextToVideo:
                  size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
                  guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
                  known_frames: Tensor | None = None, frame_mask: Tensor | None = None,
-                 strategy: str | None = None, progress: bool = True, callback=None) -> Tensor:
+                 strategy: str | None = None, motion=None, progress: bool = True, callback=None) -> Tensor:
         """Generate one clip per prompt.
 
         Args:
@@ -92,6 +92,9 @@ class TextToVideo:
                 result and samples the clip again from it as image-to-video (twice the cost), so the motion
                 comes from the prompt given a fixed first frame. Needs a model trained with the i2v task.
                 None: the model's default (its config's "sampling" entry, else "joint").
+            motion: a motion hint for models trained with one (`motion_cond`): a direction ("left", "up-right",
+                "static", ...), or (dx, dy) / "DX,DY" in canvas fractions over the clip (cond.py `motion_hint`).
+                It conditions both guidance branches, so guidance still steers by the prompt alone.
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -118,6 +121,11 @@ class TextToVideo:
                              "strategy='joint'")
         b, device = len(prompts), self.device
         cond, uncond = self.encode(prompts), self.encode(negatives)
+        if motion is not None:
+            if not getattr(self.denoiser.net, "config", None) or not self.denoiser.net.config.motion_cond:
+                raise ValueError("this model was not trained with motion hints (motion_cond); drop the motion "
+                                 "hint, or train one with --set 'model_overrides={\"motion_cond\": true}'")
+            cond.motion = uncond.motion = motion_hint(motion, b).to(device)
         if isinstance(guidance, Tensor):
             guidance = guidance.to(device)
         g = torch.Generator(device).manual_seed(seed)

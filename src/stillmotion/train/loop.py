@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
@@ -37,12 +38,20 @@ from stillmotion.models.unet import TEMPORAL_KEYS
 from stillmotion.train import checkpoint, dist
 from stillmotion.train.config import TrainConfig, save_json
 from stillmotion.train.ema import EMA
+from stillmotion.train.flow_consistency import FlowCache, flow_consistency_loss, noise_weight
+from stillmotion.train.motion import motion_from_flow
 from stillmotion.train.tasks import draw_task, task_frame_mask
 
 
 def example_seed(seed: int, index: int) -> int:
     """The seed of global training example `index` (independent of process count and resumption)."""
     return (seed * 0x9E3779B1 + index * 0x85EBCA77 + 0x632BE5AB) % (2**63 - 1)
+
+
+def clip_seed(cfg: TrainConfig, index: int) -> int:
+    """The seed of the clip that example `index` shows: its own, or with `clip_pool` = K one of K clips (the
+    examples cycle through them; noise, noise level and prompt dropout stay the example's own)."""
+    return example_seed(cfg.seed, index % cfg.clip_pool if cfg.clip_pool else index)
 
 
 @dataclass
@@ -53,6 +62,8 @@ class Batch:
     cond: Cond              # text, and known frames (x0 itself) + frame_mask (B, F) when frame tasks are on
     captions: list[str]
     tasks: list[str]        # the frame task of each example (train/tasks.py)
+    flow: torch.Tensor | None = None   # (B, F-1, H, W, 2) backward flows of x0, with flow_consistency > 0
+    seen: torch.Tensor | None = None   # (B, F-1, H, W) bool: pixels the flow explains (train/flow_consistency.py)
 
     @property
     def loss_mask(self) -> torch.Tensor | None:
@@ -62,11 +73,16 @@ class Batch:
         return (1 - self.cond.frame_mask)[:, None, :, None, None]
 
 
-def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device, clips=None) -> Batch:
-    """Build the training examples with the given global indices (`clips`: their clips, decoded already)."""
-    clips = clips if clips is not None else [source.sample(example_seed(cfg.seed, i)) for i in indices]
+FLOW_CACHE = FlowCache()  # per process (and per DataLoader worker); see train/flow_consistency.py
+
+
+def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device, clips=None, *,
+               motion_cond: bool = False) -> Batch:
+    """Build the training examples with the given global indices (`clips`: their clips, decoded already).
+    `motion_cond`: the network reads motion hints; give each example its clip's (train/motion.py)."""
+    clips = clips if clips is not None else [source.sample(clip_seed(cfg, i)) for i in indices]
     with_frames = any(float(w) > 0 for t, w in cfg.tasks.items() if t != "t2v")
-    videos, noises, sigmas, captions, tasks, masks = [], [], [], [], [], []
+    videos, noises, sigmas, captions, tasks, masks, motion_gens = [], [], [], [], [], [], []
     for i, clip in zip(indices, clips):
         s = example_seed(cfg.seed, i)
         g = torch.Generator().manual_seed(s)
@@ -79,13 +95,60 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
         captions.append("" if drop else clip.caption)
         tasks.append(draw_task(cfg.tasks, g) if with_frames else "t2v")  # drawn last: t2v-only runs are unchanged
         masks.append(task_frame_mask(tasks[-1], video.shape[1], g))  # (F,)
+        motion_gens.append(g)  # drawn from last (below), so runs without motion hints are unchanged
     emb, mask = text.encode(captions)
     x0 = torch.stack(videos).to(device)  # (B, C, F, H, W)
-    cond = Cond(text=emb.to(device), text_mask=mask.to(device))
+    flow = seen = None
+    if (cfg.flow_consistency > 0 or motion_cond) and x0.shape[2] > 1:
+        flows = [FLOW_CACHE(clip_seed(cfg, i), clip.video) for i, clip in zip(indices, clips)]
+        flow = torch.from_numpy(np.stack([f for f, _ in flows])).to(device)  # (B, F-1, H, W, 2)
+        seen = torch.from_numpy(np.stack([v for _, v in flows])).to(device)  # (B, F-1, H, W)
+    if motion_cond:  # the hint from the clip's flow, dropped to "no hint" with probability motion_dropout
+        hints = [motion_from_flow(*FLOW_CACHE(clip_seed(cfg, i), clip.video)) if x0.shape[2] > 1
+                 else np.zeros(3, np.float32) for i, clip in zip(indices, clips)]
+        keep = [torch.rand((), generator=g).item() >= cfg.motion_dropout for g in motion_gens]
+        motion = torch.from_numpy(np.stack(hints)) * torch.tensor(keep, dtype=torch.float32)[:, None]  # (B, 3)
+    cond = Cond(text=emb.to(device), text_mask=mask.to(device), motion=motion.to(device) if motion_cond else None)
     if with_frames:
         cond.frames, cond.frame_mask = x0, torch.stack(masks).to(device)  # known frames are the clip's own
     return Batch(x0=x0, noise=torch.stack(noises).to(device), sigma=torch.cat(sigmas).to(device), cond=cond,
-                 captions=captions, tasks=tasks)
+                 captions=captions, tasks=tasks, flow=flow if cfg.flow_consistency > 0 else None,
+                 seen=seen if cfg.flow_consistency > 0 else None)
+
+
+def fit_text_whitening(net, text: TextEncoder, source, cfg: TrainConfig, n: int = 2048) -> None:
+    """Fit the network's fixed text whitening (models/text.py `whitening`) on the captions of the run's first n
+    training examples: the same on every process, and a function of the seed like everything else."""
+    from stillmotion.models.text import whitening
+
+    captions = [source.sample(clip_seed(cfg, i)).caption for i in range(n)]
+    tokens = []
+    for i in range(0, n, 256):
+        emb, mask = text.encode(captions[i:i + 256])  # (b, L, D), (b, L)
+        tokens.append(emb[mask.bool()])  # (valid tokens, D)
+    mean, matrix = whitening(torch.cat(tokens))
+    net.set_text_whitening(mean.to(net.text_mean.device), matrix.to(net.text_mean.device))
+    dist.print0(f"text whitening fitted on the captions of {n} training examples")
+
+
+def as_images(batch: Batch) -> Batch:
+    """The same examples as B*F single-frame images (F = 1): joint image-video training (Ho et al. 2022, VDM).
+
+    Each frame keeps its clip's caption, noise and noise level; the network skips its temporal layers at F = 1,
+    so an image step trains only the spatial (image) part. Frame tasks do not apply to images (all t2v).
+    """
+    b, c, f, h, w = batch.x0.shape
+    flat = lambda t: t.transpose(1, 2).reshape(b * f, c, 1, h, w)  # (B, C, F, H, W) -> (B*F, C, 1, H, W)
+    text = batch.cond.text.repeat_interleave(f, 0) if batch.cond.text is not None else None
+    mask = batch.cond.text_mask.repeat_interleave(f, 0) if batch.cond.text_mask is not None else None
+    return Batch(x0=flat(batch.x0), noise=flat(batch.noise), sigma=batch.sigma.repeat_interleave(f),
+                 cond=Cond(text=text, text_mask=mask), captions=[c_ for c_ in batch.captions for _ in range(f)],
+                 tasks=["image"] * (b * f))
+
+
+def is_image_step(cfg: TrainConfig, step: int) -> bool:
+    """Joint image-video training: every `image_every`-th optimizer step trains on single frames (0: never)."""
+    return cfg.image_every > 0 and (step + 1) % cfg.image_every == 0
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -106,7 +169,7 @@ class MicroBatchClips(torch.utils.data.Dataset):
         return list(range(first, first + self.micro))
 
     def __getitem__(self, k: int) -> list:
-        return [self.source.sample(example_seed(self.cfg.seed, i)) for i in self.indices(k)]
+        return [self.source.sample(clip_seed(self.cfg, i)) for i in self.indices(k)]
 
 
 def make_source(cfg: TrainConfig):
@@ -192,6 +255,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                        **checkpoint.load_config(cfg.init_from).get("record", {})}  # provenance for model cards
         dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
                     + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else ""))
+    if net.config.text_whiten and not cfg.init_from and not resume:
+        fit_text_whitening(net, text, source, cfg)
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, elapsed, history = 0, 0.0, []
@@ -272,12 +337,20 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             for a in range(cfg.grad_accum):
                 k = step * cfg.grad_accum + a
                 clips = next(prefetched) if prefetched is not None else None
-                batch = make_batch(cfg, source, text, micro_batches.indices(k), device, clips)
+                batch = make_batch(cfg, source, text, micro_batches.indices(k), device, clips,
+                                   motion_cond=net.config.motion_cond)
+                if is_image_step(cfg, step):
+                    batch = as_images(batch)
                 sync = contextlib.nullcontext() if (world_size == 1 or a == cfg.grad_accum - 1) \
                     else train_net.no_sync()
                 with sync, autocast:
-                    loss = denoiser.loss(batch.x0, batch.sigma, batch.cond, noise=batch.noise,
-                                         mask=batch.loss_mask, min_snr_gamma=cfg.min_snr_gamma).mean()
+                    loss, x0_hat = denoiser.loss(batch.x0, batch.sigma, batch.cond, noise=batch.noise,
+                                                 mask=batch.loss_mask, min_snr_gamma=cfg.min_snr_gamma,
+                                                 return_x0=True)
+                    if batch.flow is not None:
+                        flow_term = flow_consistency_loss(x0_hat, batch.flow, batch.seen) * noise_weight(batch.sigma)
+                        loss = loss + cfg.flow_consistency * flow_term.to(loss.dtype)
+                    loss = loss.mean()
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach() / cfg.grad_accum
             grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
