@@ -146,7 +146,7 @@ def test_controls_order_above_the_floor(shapes_net):
     assert c["time_reversed"] < min(c["time_shuffled"], c["static_frame0"])  # the world is reversal-symmetric
     assert c["reversal"]["motion_accuracy"] > 0.85                           # but each clip's arrow of time shows
     j = c["joint"]  # conditioned on the caption's motion, reversal is caught (11.6x at n = 1024; ~1.9x here)
-    assert j["metric"] == "FJD-shapes | caption motion"
+    assert j["metric"] == "FJD-shapes (caption motion)"
     assert min(j["ratio_to_floor"].values()) > 1.5, j
 
 

@@ -182,7 +182,7 @@ def controls(net: FeatureNet, n: int = 1024, *, worlds: list | None = None, seed
         **values,
         "ratio_to_floor": {k: v / max(floor, 1e-12) for k, v in values.items()},
         "joint": {
-            "metric": f"FJD-{net.config.world} | caption {'+'.join(CONDITION)}",
+            "metric": f"FJD-{net.config.world} (caption {'+'.join(CONDITION)})",  # no '|': it goes in tables
             "floor": joint_floor, **joint,
             "ratio_to_floor": {k: v / max(joint_floor, 1e-12) for k, v in joint.items()},
             "note": "Fréchet Joint Distance of [features, alpha * one-hot caption motion] (DeVries et al. 2019), "

@@ -13,9 +13,9 @@ is the posterior mean, which need not follow any one clip's flow), so each clip'
 1 / (1 + sigma^2), i.e. ~1 below sigma 1 and ~0 above sigma 5.
 
 Flow is computed from the clean training clip (the data), never from the prediction, so it is a fixed target per
-clip. It costs ~2 x (F - 1) OpenCV calls per clip; `--workers N` moves that into the data-loading processes along
-with the clip decoding. The flows are a function of the clip alone, so `FlowCache` keeps them for clips that
-come back (video folders over several epochs); clips of a synthetic world are new every step and gain nothing.
+clip. It costs ~2 x (F - 1) OpenCV calls per clip, made in the training process when the batch is built. The
+flows are a function of the clip alone, so `FlowCache` keeps them for clips that come back (`clip_pool`, video
+folders over several epochs); clips of a synthetic world are new every step and gain nothing.
 """
 
 from __future__ import annotations

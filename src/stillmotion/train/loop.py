@@ -118,10 +118,14 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
 
 def fit_text_whitening(net, text: TextEncoder, source, cfg: TrainConfig, n: int = 2048) -> None:
     """Fit the network's fixed text whitening (models/text.py `whitening`) on the captions of the run's first n
-    training examples: the same on every process, and a function of the seed like everything else."""
+    training examples (of a video folder: its first n captions): the same on every process, and a function of the
+    seed like everything else."""
     from stillmotion.models.text import whitening
 
-    captions = [source.sample(clip_seed(cfg, i)).caption for i in range(n)]
+    if getattr(source, "entries", None):  # a video folder: its captions, without decoding any video
+        captions = [c for e in source.entries for c in e.captions][:n]
+    else:
+        captions = [source.sample(clip_seed(cfg, i)).caption for i in range(n)]
     tokens = []
     for i in range(0, n, 256):
         emb, mask = text.encode(captions[i:i + 256])  # (b, L, D), (b, L)
