@@ -132,7 +132,7 @@ def fit_text_whitening(net, text: TextEncoder, source, cfg: TrainConfig, n: int 
         tokens.append(emb[mask.bool()])  # (valid tokens, D)
     mean, matrix = whitening(torch.cat(tokens))
     net.set_text_whitening(mean.to(net.text_mean.device), matrix.to(net.text_mean.device))
-    dist.print0(f"text whitening fitted on the captions of {n} training examples")
+    dist.print0(f"text whitening fitted on {len(captions)} training captions")
 
 
 def as_images(batch: Batch) -> Batch:
