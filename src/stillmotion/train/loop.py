@@ -99,21 +99,20 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
     emb, mask = text.encode(captions)
     x0 = torch.stack(videos).to(device)  # (B, C, F, H, W)
     flow = seen = None
-    if (cfg.flow_consistency > 0 or motion_cond) and x0.shape[2] > 1:
-        flows = [FLOW_CACHE(clip_seed(cfg, i), clip.video) for i, clip in zip(indices, clips)]
+    flows = [FLOW_CACHE(clip_seed(cfg, i), clip.video) for i, clip in zip(indices, clips)] \
+        if (cfg.flow_consistency > 0 or motion_cond) and x0.shape[2] > 1 else None  # B x (backward, seen)
+    if flows is not None and cfg.flow_consistency > 0:
         flow = torch.from_numpy(np.stack([f for f, _ in flows])).to(device)  # (B, F-1, H, W, 2)
         seen = torch.from_numpy(np.stack([v for _, v in flows])).to(device)  # (B, F-1, H, W)
     if motion_cond:  # the hint from the clip's flow, dropped to "no hint" with probability motion_dropout
-        hints = [motion_from_flow(*FLOW_CACHE(clip_seed(cfg, i), clip.video)) if x0.shape[2] > 1
-                 else np.zeros(3, np.float32) for i, clip in zip(indices, clips)]
+        hints = [motion_from_flow(*f) for f in flows] if flows is not None else [np.zeros(3, np.float32)] * len(clips)
         keep = [torch.rand((), generator=g).item() >= cfg.motion_dropout for g in motion_gens]
         motion = torch.from_numpy(np.stack(hints)) * torch.tensor(keep, dtype=torch.float32)[:, None]  # (B, 3)
     cond = Cond(text=emb.to(device), text_mask=mask.to(device), motion=motion.to(device) if motion_cond else None)
     if with_frames:
         cond.frames, cond.frame_mask = x0, torch.stack(masks).to(device)  # known frames are the clip's own
     return Batch(x0=x0, noise=torch.stack(noises).to(device), sigma=torch.cat(sigmas).to(device), cond=cond,
-                 captions=captions, tasks=tasks, flow=flow if cfg.flow_consistency > 0 else None,
-                 seen=seen if cfg.flow_consistency > 0 else None)
+                 captions=captions, tasks=tasks, flow=flow, seen=seen)
 
 
 def fit_text_whitening(net, text: TextEncoder, source, cfg: TrainConfig, n: int = 2048) -> None:
