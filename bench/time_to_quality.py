@@ -2,17 +2,22 @@
 by the same evaluator.
 
 Each model (stillmotion's "cpu" U-Net and the peers of bench/peers.py, all `net(x, noise_level, cond)`) is trained
-with `stillmotion.train.loop.train` on the shapes world (preset shapes-s: 16 x 32 x 32 clips, batch 16, v-prediction,
-the same data order, noise levels, optimizer, EMA and budget), one after the other, so each gets the machine to
-itself. The loop builds its network with `build_unet(cfg.model, ...)`; here that name is pointed at `peers.build`
-while a peer trains (nothing under src/ changes). Then the EMA weights are scored by
-`stillmotion.eval.prompt_following.evaluate_prompt_following` (held-out wordings, dpmpp-2m, 20 steps,
-guidance 4).
+with `stillmotion.train.loop.train` on the shapes world (preset shapes-s: 16 x 32 x 32 clips, batch 16, the same
+data order, noise levels, optimizer, EMA and budget), one after the other, so each gets the machine to itself.
+The loop builds its network with `build_unet(cfg.model, ...)`; here that name is pointed at `peers.build` while a
+peer trains (nothing under src/ changes). The EMA weights are judged by
+`stillmotion.eval.prompt_following.evaluate_prompt_following` (held-out wordings by default, dpmpp-2m, guidance 4)
+and FVD-shapes (`stillmotion.eval.fvd.evaluate_fvd`, with its floor).
 
-    # the real run (about 4 x (minutes + evaluation)); results in bench/results/time_to_quality.json
-    nice -n 19 python bench/time_to_quality.py --minutes 15 --n 64
+The --curve-models (stillmotion by default) are trained in --points equal segments of their budget and judged
+after each (stillmotion.train.segments; resuming is exact, so the finished run is the same), which gives the time
+at which stillmotion first reached each peer's final quality: the goal is at most half the peer's time.
+
+    # the real run; results in bench/results/time_to_quality.json
+    python bench/time_to_quality.py --minutes 8 --n 32 --fvd-n 32 --eval-steps 10 --threads 2
     # a smoke test of the plumbing
-    nice -n 19 env OMP_NUM_THREADS=1 python bench/time_to_quality.py --steps 20 --n 4 --eval-steps 2 --threads 1
+    python bench/time_to_quality.py --steps 4 --n 2 --fvd-n 4 --eval-steps 2 --points 2 --threads 1 \\
+        --set batch_size=2 frames=8
 """
 
 from __future__ import annotations
@@ -27,10 +32,11 @@ from peers import MODELS, build
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.eval.prompt_following import evaluate_prompt_following
 from stillmotion.models.text import TextEncoder
-from stillmotion.pipelines.text_to_video import TextToVideo
+from stillmotion.pipelines.text_to_video import TextToVideo, load
 from stillmotion.train import checkpoint
 from stillmotion.train import loop as train_loop
 from stillmotion.train.config import make_config
+from stillmotion.train.segments import train_in_segments
 
 
 @contextlib.contextmanager
@@ -50,13 +56,70 @@ def loop_builds(name: str):
 
 
 def load_trained(name: str, run: Path, cfg) -> TextToVideo:
-    """The EMA weights of a finished run as a text-to-video pipeline (peers cannot go through from_pretrained,
-    which rebuilds a SpaceTimeUNet from config.json)."""
+    """The EMA weights of a finished run as a text-to-video pipeline (a peer cannot go through `load`, which
+    rebuilds a SpaceTimeUNet from config.json)."""
+    if name == "stillmotion":
+        return load(run)
     net = build(name)
     net.load_state_dict(checkpoint.load_weights(run), strict=True)
     net.eval().requires_grad_(False)
-    return TextToVideo(Denoiser(net, cfg.parameterization, cfg.sigma_data), TextEncoder(cfg.text_encoder),
-                       frames=cfg.frames, size=cfg.size)
+    denoiser = Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
+    return TextToVideo(denoiser, TextEncoder(cfg.text_encoder), frames=cfg.frames, size=cfg.size,
+                       info=checkpoint.load_config(run))
+
+
+QUALITY = ("colour_accuracy", "colour_and_direction_accuracy")
+
+
+def judge(pipe, *, n: int, steps: int, split: str) -> dict:
+    report = evaluate_prompt_following(pipe, n=n, steps=steps, split=split, progress=False)
+    return {k: report[k] for k in ("colour_accuracy", "direction_accuracy", "colour_and_direction_accuracy")}
+
+
+def time_to_reach(curve: list[dict], target: dict, key: str) -> float | None:
+    """Training minutes of the first curve point whose `key` is at least the target's (None: never reached)."""
+    return next((p["minutes"] for p in curve if p[key] >= target[key]), None)
+
+
+def reach_rows(results: dict, ours: str = "stillmotion") -> list[list]:
+    """For each peer and quality measure: the peer's final value and minutes, and when our curve reached it."""
+    rows = []
+    for name, r in results.items():
+        if name == ours or ours not in results:
+            continue
+        for key in QUALITY:
+            t = time_to_reach(results[ours]["curve"], r["final"], key)
+            rows.append([name, key.replace("_accuracy", ""), f"{r['final'][key]:.3f}", f"{r['train_minutes']:.1f}",
+                         "not reached" if t is None else f"{t:.1f}",
+                         "-" if t is None else f"{t / r['train_minutes']:.2f}"])
+    return rows
+
+
+def run_model(name: str, args, budget: dict, feature_net, evaluate_fvd) -> dict:
+    """Train one backbone (in segments if it is a curve model), judge it, and score its final EMA weights."""
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    overrides.update(out=str(Path(args.out) / name), model="cpu" if name == "stillmotion" else name,
+                     threads="none" if args.threads is None else str(args.threads),
+                     sample_steps=str(min(20, args.eval_steps)), ckpt_minutes="1e9")
+
+    def config_for(part: dict):
+        return make_config(args.preset, {**overrides, "minutes": "none", "steps": "none",
+                                         **{k: str(v) for k, v in part.items()}})
+
+    def score(run: Path) -> dict:
+        return judge(load_trained(name, run, config_for(budget)), n=args.n, steps=args.eval_steps, split=args.split)
+
+    points = args.points if name in args.curve_models else 1
+    print(f"== {name}: {args.preset}, budget {budget} in {points} segment(s) -> {overrides['out']}", flush=True)
+    with loop_builds(name):
+        run, curve, minutes = train_in_segments(config_for, budget, points, judge=score)
+    record = checkpoint.load_config(run)["record"]
+    fvd, _ = evaluate_fvd(load_trained(name, run, config_for(budget)), feature_net, n=args.fvd_n,
+                          steps=args.eval_steps, progress=False)
+    return {"run": str(run), "params": record["params"], "steps": record["step"], "clips_seen": record["clips_seen"],
+            "train_minutes": minutes, "final_loss": record["final_loss"], "final": curve[-1][1],
+            "curve": [{"minutes": round(m, 2), **s} for m, s in curve],
+            "fvd": {k: fvd.get(k) for k in ("metric", "generated", "floor", "generated_ratio_to_floor", "skipped")}}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,7 +129,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--steps", type=int, help="optimizer steps per model (a smoke test), instead of --minutes")
     p.add_argument("--threads", type=int, help="torch threads (default: torch's choice, all cores)")
     p.add_argument("--n", type=int, default=64, help="prompts for the prompt-following evaluation")
+    p.add_argument("--fvd-n", type=int, default=64, help="clips for FVD-shapes (and its floor)")
+    p.add_argument("--split", default="heldout", choices=["heldout", "canonical", "train"], help="prompt wordings")
     p.add_argument("--eval-steps", type=int, default=20)
+    p.add_argument("--points", type=int, default=4,
+                   help="judge the --curve models after each of this many equal segments of their budget")
+    p.add_argument("--curve-models", nargs="*", default=["stillmotion"], choices=MODELS,
+                   help="models trained in segments and judged after each (the others: at the end only)")
     p.add_argument("--preset", default="shapes-s")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more training options (all models)")
     p.add_argument("--out", default="runs/time_to_quality")
@@ -75,37 +144,36 @@ def main(argv: list[str] | None = None) -> None:
         p.error("give exactly one budget: --minutes M (the benchmark) or --steps N (a smoke test)")
     if args.threads:
         setup_threads(args.threads)
+    from stillmotion.eval.features import load_feature_net
+    from stillmotion.eval.fvd import evaluate_fvd
+
+    feature_net = load_feature_net("shapes")
+    budget = {"minutes": args.minutes} if args.minutes is not None else {"steps": args.steps}
     results, rows = {}, []
     for name in args.models:
-        overrides = dict(kv.split("=", 1) for kv in args.set)
-        overrides.update(out=str(Path(args.out) / name), model="cpu" if name == "stillmotion" else name,
-                         minutes="none" if args.minutes is None else str(args.minutes),
-                         steps="none" if args.steps is None else str(args.steps),
-                         threads="none" if args.threads is None else str(args.threads),
-                         sample_steps=str(min(20, args.eval_steps)))
-        cfg = make_config(args.preset, overrides)
-        print(f"== {name}: {args.preset}, budget {args.minutes} min / {args.steps} steps -> {cfg.out}", flush=True)
-        with loop_builds(name):
-            run = train_loop.train(cfg)
-        record = checkpoint.load_config(run)["record"]
-        pipe = load_trained(name, run, cfg)
-        report = evaluate_prompt_following(pipe, n=args.n, steps=args.eval_steps, progress=False)
-        report.pop("failures")
-        results[name] = {"run": str(run), "params": record["params"], "steps": record["step"],
-                         "clips_seen": record["clips_seen"], "wall_clock_s": record["wall_clock_s"],
-                         "final_loss": record["final_loss"], "prompt_following": report}
-        rows.append([name, f"{record['params'] / 1e6:.2f}", record["step"], record["clips_seen"],
-                     f"{record['wall_clock_s']:.0f}", f"{record['final_loss']:.4f}", report["colour_accuracy"],
-                     report["direction_accuracy"], report["colour_and_direction_accuracy"]])
-        print(f"   {name}: {record['step']} steps in {record['wall_clock_s']:.0f} s, loss {record['final_loss']:.4f}, "
-              f"colour {report['colour_accuracy']:.3f}, direction {report['direction_accuracy']:.3f}", flush=True)
-    table = markdown_table(["model", "params (M)", "steps", "clips seen", "train s", "final loss", "colour acc",
-                            "direction acc", "both"], rows)
-    print(f"\n{table}\n\nevaluation: held-out prompts, n={args.n}, dpmpp-2m {args.eval_steps} steps, guidance 4. The "
-          "budget is wall-clock: run this on an otherwise idle machine, or every model's share differs.")
+        results[name] = r = run_model(name, args, budget, feature_net, evaluate_fvd)
+        final, fvd = r["final"], r["fvd"]
+        rows.append([name, f"{r['params'] / 1e6:.2f}", r["steps"], r["clips_seen"], f"{r['train_minutes']:.1f}",
+                     f"{r['final_loss']:.4f}", f"{final['colour_accuracy']:.3f}", f"{final['direction_accuracy']:.3f}",
+                     f"{final['colour_and_direction_accuracy']:.3f}", f"{fvd.get('generated') or float('nan'):.1f}",
+                     f"{fvd.get('floor') or float('nan'):.1f}"])
+        print(f"   {name}: {r['steps']} steps in {r['train_minutes']:.1f} min, loss {r['final_loss']:.4f}, {final}, "
+              f"FVD {fvd.get('generated')}", flush=True)
+        write_json("time_to_quality_partial.json", {"models": results})  # nothing lost if a later model fails
+    table = markdown_table(["model", "params (M)", "steps", "clips seen", "train min", "final loss", "colour acc",
+                            "direction acc", "both", "FVD-shapes", "floor"], rows)
+    curves = markdown_table(["model", "training min", "colour acc", "direction acc", "both"],
+                            [[name, f"{c['minutes']:.1f}", f"{c['colour_accuracy']:.3f}",
+                              f"{c['direction_accuracy']:.3f}", f"{c['colour_and_direction_accuracy']:.3f}"]
+                             for name, r in results.items() for c in r["curve"]])
+    reach = markdown_table(["peer", "quality", "peer's final", "peer's minutes", "stillmotion reached it at min",
+                            "ratio (goal <= 0.5)"], reach_rows(results))
+    print(f"\n{table}\n\n{curves}\n\n{reach}\n\nevaluation: {args.split} prompts, n={args.n}, FVD n={args.fvd_n}, "
+          f"dpmpp-2m {args.eval_steps} steps, guidance 4. The budget is wall-clock: run this on an otherwise idle "
+          "machine, or every model's share differs.")
     name = "time_to_quality.json" if args.minutes is not None else "time_to_quality_steps.json"  # smoke tests apart
     path = write_json(name, {"benchmark": "time_to_quality", "argv": sys.argv[1:], "machine": machine(),
-                             "models": results, "table": table})
+                             "models": results, "tables": {"final": table, "curves": curves, "reach": reach}})
     print(f"wrote {path}")
 
 

@@ -15,8 +15,8 @@ def test_every_arm_trains_and_lands_in_the_report(tmp_path):
                  "--points", "2", "--pools", "8", "--sample-steps", "2", "--threads", "1", "--out", str(out)])
     assert code == 0
     report = json.loads((out / "report.json").read_text())
-    assert list(report["arms"]) == ["spacetime", "flow-consistency", "motion-hint", "joint-image-video", "keyframes",
-                                    "inflated (8)", "scratch (8)"]
+    assert list(report["arms"]) == ["spacetime", "flow-consistency", "motion-hint", "motion-planner",
+                                    "joint-image-video", "keyframes", "inflated (8)", "scratch (8)"]
     for name, arm in report["arms"].items():
         assert 0 <= arm["colour_and_direction_accuracy"] <= 1 and arm["fvd"] >= 0 and arm["fjd"] >= 0, name
     assert len(report["arms"]["spacetime"]["curve"]) == 2  # judged after each of the 2 segments
@@ -28,3 +28,20 @@ def test_every_arm_trains_and_lands_in_the_report(tmp_path):
     for name in ("README.md", "time.png", "data.png", "grid.gif", "grid.png"):
         assert (out / name).is_file(), name
     assert "| inflated (8) |" in (out / "README.md").read_text()
+    readme = (out / "README.md").read_text()
+    assert "stillmotion experiment approaches --preset shapes-tiny" in readme  # the command that made it
+
+    # --merge: redo one arm, keep the others (and a reading written beside the report)
+    (out / "reading.md").write_text("## Reading\n\nWhat the numbers say.")
+    report["arms"]["spacetime"]["colour_accuracy"] = -1.0  # a marker: a kept arm keeps its numbers
+    (out / "report.json").write_text(json.dumps(report))
+    args = ["experiment", "approaches", "--preset", "shapes-tiny", "--steps", "2", "--n", "4", "--n-curve", "2",
+            "--points", "2", "--pools", "8", "--sample-steps", "2", "--threads", "1", "--out", str(out)]
+    assert main([*args, "--arms", "motion-planner", "--merge"]) == 0
+    merged = json.loads((out / "report.json").read_text())
+    assert list(merged["arms"]) == list(report["arms"])
+    assert merged["arms"]["spacetime"]["colour_accuracy"] == -1.0
+    assert len(merged["commands"]) == 2
+    assert "What the numbers say." in (out / "README.md").read_text()
+    assert main([*args, "--arms", "motion-planner", "--merge", "--seed", "1"]) == 2  # another protocol: an error
+    assert json.loads((out / "report.json").read_text()) == merged  # and the report is untouched

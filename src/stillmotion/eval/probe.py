@@ -35,6 +35,11 @@ class ClipReading:
         return asdict(self)
 
 
+def compass(dx: float, dy: float) -> str:
+    """The nearest of the 8 DIRECTIONS to a displacement (x right, y down)."""
+    return DIRECTIONS[int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8]
+
+
 def read_clip(video: np.ndarray, *, threshold: int = 90, static_px: float | None = None) -> ClipReading:
     """Read a single-object clip on a dark background.
 
@@ -70,5 +75,5 @@ def read_clip(video: np.ndarray, *, threshold: int = 90, static_px: float | None
     if math.hypot(dx, dy) < static_px:
         direction = "static"
     else:
-        direction = DIRECTIONS[int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8]
+        direction = compass(dx, dy)
     return ClipReading(colour, direction, (dx, dy), area_cv, drift, float(steps.max()), 1.0)

@@ -27,10 +27,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stillmotion.data.captions import DIRECTIONS, canonical_caption, make_caption
+from stillmotion.data.captions import DIRECTIONS, HELDOUT_WORDS, canonical_caption, make_caption
 from stillmotion.data.shapes import COLOURS, DEFAULT_SHAPES, labels_from_attributes
 from stillmotion.data.video_io import to_uint8
-from stillmotion.eval.probe import read_clip
+from stillmotion.eval.probe import compass, read_clip
 from stillmotion.eval.temporal import temporal_report
 
 TEMPORAL_KEYS = ("warping_error", "flicker", "dynamic_degree")  # from eval.temporal, averaged over clips
@@ -119,9 +119,37 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
                           for d in DIRECTIONS},
         "per_colour": {c: float(np.mean([r["colour_ok"] for r in rows if r["target_colour"] == c])) for c in COLOURS},
         "failures": [r for r in rows if not (r["colour_ok"] and r["direction_ok"])][:20],
+        **_wording_split(rows),
+        **({"planner": _planner_summary(pipe, prompts)} if getattr(pipe, "plan", None) is not None
+           and getattr(pipe.denoiser.net, "planner", None) is not None else {}),
         **({"feature_net": _feature_summary(rows, feature_net)} if feature_net is not None else {}),
         **({"sample_sheet": Path(sheet).name} if sheet is not None and shown else {}),
     }
+
+
+HELDOUT_DIRECTION_WORDS = sorted({w for words in HELDOUT_WORDS["direction"].values() for w in words})
+
+
+def _wording_split(rows: list[dict]) -> dict:
+    """Direction accuracy of the prompts with and without a held-out direction word ("westward", ...): words that
+    no training caption uses, which the model can only follow if its text encoder relates them to trained ones."""
+    has = [any(w in r["prompt"] for w in HELDOUT_DIRECTION_WORDS) for r in rows]
+    if not any(has):
+        return {}
+    split = {}
+    for name, keep in (("with_heldout_direction_word", True), ("without", False)):
+        chosen = [r["direction_ok"] for r, h in zip(rows, has) if h == keep]
+        split[name] = {"n": len(chosen), "direction_accuracy": float(np.mean(chosen)) if chosen else None}
+    return {"by_direction_word": split}
+
+
+def _planner_summary(pipe, prompts: list[tuple[str, dict]]) -> dict:
+    """How often the model's motion planner read the prompt's direction (a hint given, pointing the right way)."""
+    plans = torch.cat([pipe.plan([p for p, _ in prompts[i:i + 64]]) for i in range(0, len(prompts), 64)]).cpu()
+    ok = [bool(g > 0) and compass(float(dx), float(dy)) == t["direction"]
+          for (dx, dy, g, _), (_, t) in zip(plans.tolist(), prompts)]
+    return {"direction_accuracy": float(np.mean(ok)), "hint_given": float((plans[:, 2] > 0).float().mean()),
+            "median_std": float(plans[:, 3].median())}
 
 
 @torch.no_grad()
@@ -182,8 +210,25 @@ def write_summary(report: dict, path) -> None:
               "the centroid's displacement between the first and last third of the clip in 8 compass bins. "
               "Prompts cycle through all 64 colour x direction pairs; held-out wordings never occur in training.",
               ""]
-    lines += _feature_lines(report) + _fvd_lines(report.get("fvd")) + _sample_lines(report)
+    lines += _direction_lines(report) + _feature_lines(report) + _fvd_lines(report.get("fvd")) + _sample_lines(report)
     Path(path).write_text("\n".join(lines))
+
+
+def _direction_lines(report: dict) -> list[str]:
+    """Direction accuracy by held-out direction word, and what the motion planner read, where the report has them."""
+    lines = []
+    for r in report["results"]:
+        split, plan = r.get("by_direction_word"), r.get("planner")
+        if split:
+            w, wo = split["with_heldout_direction_word"], split["without"]
+            lines.append(f"- {r['protocol']['split']}: direction {w['direction_accuracy']:.3f} on the {w['n']} prompts "
+                         f"with a held-out direction word ({', '.join(HELDOUT_DIRECTION_WORDS)}), "
+                         f"{wo['direction_accuracy']:.3f} on the other {wo['n']}")
+        if plan:
+            lines.append(f"- {r['protocol']['split']}: the motion planner read the prompt's direction in "
+                         f"{plan['direction_accuracy']:.3f} of prompts (hint given in {plan['hint_given']:.3f}, "
+                         f"median spread {plan['median_std']:.3f} of the canvas)")
+    return ["## Direction", "", *lines, ""] if lines else []
 
 
 def _feature_lines(report: dict) -> list[str]:

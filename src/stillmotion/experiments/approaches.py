@@ -8,6 +8,8 @@ wall clock, or optimizer steps for a quick check), and is judged by the same bui
   motion-hint        the same network reading a motion hint measured from each clip's flow (train/motion.py);
                      judged without a hint (text only, comparable with the others) and with the prompt's direction
                      given as the hint
+  motion-planner     the motion-hint network plus a planner that learns the hint from the prompt (models/planner.py);
+                     judged with the planned hint (text only from the user's side, comparable with the others)
   joint-image-video  every 2nd step trains on the batch's frames as single images (F = 1, spatial layers only)
   keyframes          two models sharing the budget: a 4-frame keyframe model (1/3; a 4-frame clip of the world is
                      frames 0, 5, 10, 15 of the 16-frame clip) and a 16-frame interpolator trained only on the
@@ -42,7 +44,7 @@ from stillmotion.pipelines.flow_interpolation import flow_interpolate
 from stillmotion.pipelines.text_to_video import load
 from stillmotion.train.checkpoint import load_config
 from stillmotion.train.config import make_config
-from stillmotion.train.loop import train
+from stillmotion.train.segments import train_in_segments
 
 PRESET = "shapes-s"
 GRID_PROMPTS = ["a red circle moving left", "a blue square moving up", "a green triangle moving right",
@@ -67,13 +69,15 @@ class Arm:
 
 
 def make_arms(clip_pools: list[int | None], frames: int = 16, every: int = 5) -> list[Arm]:
-    """The arms (names as in the module docstring; cli.ARMS lists their first words) for clips of `frames` frames
-    with keyframes every `every` frames."""
+    """The arms (names as in the module docstring; cli/research.py ARMS lists their first words) for clips of
+    `frames` frames with keyframes every `every` frames."""
     keys = int(keyframe_mask(frames, every).sum())  # a K-frame clip of the world is its keyframes
     arms = [
         Arm("spacetime", [Stage("video", 1.0)]),
         Arm("flow-consistency", [Stage("video", 1.0, {"flow_consistency": 0.1})]),
         Arm("motion-hint", [Stage("video", 1.0, {"model_overrides": {"motion_cond": True}})]),
+        Arm("motion-planner", [Stage("video", 1.0, {"model_overrides": {"motion_cond": True,
+                                                                         "motion_planner": True}})]),
         Arm("joint-image-video", [Stage("video", 1.0, {"image_every": 2})]),
         Arm("keyframes", [Stage("keys", 1 / 3, {"frames": keys}),
                           Stage("interp", 2 / 3, {"tasks": {"interpolate": 1.0}})], sampling="keyframes"),
@@ -122,31 +126,38 @@ def hint_following(pipe, *, n: int, seed: int = 0, steps: int = 20) -> dict:
 
 def _train_stage(stage: Stage, out: Path, budget: dict, points: int, judge, offset: float, done: dict,
                  preset: str) -> tuple[list, float]:
-    """Train one stage in `points` segments, judging after each. Returns ([(training minutes so far, scores)],
-    the stage's training minutes); minutes are the runs' own wall clock of training, judging left out."""
+    """Train one stage in `points` segments, judging after each. Returns ([(arm's training minutes so far,
+    scores)], the stage's training minutes)."""
     overrides = {**stage.overrides, "out": str(out)}
     if stage.init_from:
         overrides["init_from"] = str(done[stage.init_from])
-    curve, trained = [], 0.0
-    for j in range(points):
-        part = {k: (v * stage.share * (j + 1) / points) for k, v in budget.items()}
-        if "steps" in part:
-            part["steps"] = max(j + 1, round(part["steps"]))
-        cfg = make_config(preset, {**overrides, "minutes": None, "steps": None, **part, "ckpt_minutes": 1e9})
-        if j > 0:
-            cfg.init_from = None  # the resumed state already holds the weights
-        run = train(cfg, resume=j > 0)
-        trained = load_config(run)["record"]["wall_clock_s"] / 60
-        if judge is not None:
-            curve.append((offset + trained, judge(run)))
+    config_for = lambda part: make_config(preset, {**overrides, "minutes": None, "steps": None, **part,
+                                                   "ckpt_minutes": 1e9})
+    _, curve, trained = train_in_segments(config_for, budget, points, judge=judge, share=stage.share)
     done[stage.name] = out
-    return curve, trained
+    return [(offset + m, scores) for m, scores in curve], trained
+
+
+def _run_name(arm: Arm, stage: Stage) -> str:
+    return stage.name if stage.name == "image" else f"{arm.name.replace(' ', '_')}-{stage.name}"
+
+
+def _arm_pipe(arm: Arm, out: Path):
+    """The sampler of a trained arm, from its run folders under out/runs."""
+    runs = {stage.name: out / "runs" / _run_name(arm, stage) for stage in arm.stages}
+    if arm.sampling == "keyframes":
+        return KeyframePipe(load(runs["keys"]), load(runs["interp"]))
+    return load(runs[arm.stages[-1].name])
 
 
 def run_approaches(out: str | Path, *, minutes: float | None = 10.0, steps: int | None = None, n: int = 64,
                    n_curve: int = 32, points: int = 3, clip_pools=(256, None), arms: list[str] | None = None,
-                   seed: int = 0, sample_steps: int = 20, preset: str = PRESET, progress: bool = True) -> dict:
-    """Train and judge every arm; write the report into `out`. Give `minutes` (per arm) or `steps` (per arm)."""
+                   seed: int = 0, sample_steps: int = 20, preset: str = PRESET, progress: bool = True,
+                   merge: bool = False, command: str | None = None) -> dict:
+    """Train and judge every arm; write the report into `out`. Give `minutes` (per arm) or `steps` (per arm).
+
+    merge: keep the arms of an earlier report.json in `out` (same protocol) that are not run again, so an arm can
+    be added to a finished comparison; their grid rows are sampled again from their saved runs."""
     from stillmotion.eval.features import load_feature_net
     from stillmotion.eval.fvd import evaluate_fvd
 
@@ -162,16 +173,22 @@ def run_approaches(out: str | Path, *, minutes: float | None = 10.0, steps: int 
     report = {"protocol": {"world": "shapes", "preset": preset, "budget_per_arm": budget, "seed": seed, "n": n,
                            "n_curve": n_curve, "sample_steps": sample_steps, "judge": "pixel probe, canonical prompts",
                            "fvd_n": n},
-              "arms": {}}
+              "arms": {}, "commands": [command] if command else []}
+    if merge and (out / "report.json").exists():
+        old = json.loads((out / "report.json").read_text())
+        if old["protocol"] != report["protocol"]:
+            raise ValueError(f"--merge: {out / 'report.json'} was made with another protocol ({old['protocol']}); "
+                             f"run with the same budget, seed, n and preset, or write to another --out")
+        report["arms"] = {k: v for k, v in old["arms"].items() if k not in {a.name for a in chosen}}
+        report["commands"] = old.get("commands", []) + report["commands"]
     shared: dict = {}  # stages several arms start from (the image model): folder and minutes
-    grid_rows = []
+    grid_rows = {}
     for arm in chosen:
         if progress:
             print(f"== {arm.name}", flush=True)
         done, curve, offset = {}, [], 0.0
         for k, stage in enumerate(arm.stages):
-            run_name = stage.name if stage.name == "image" else f"{arm.name.replace(' ', '_')}-{stage.name}"
-            folder = out / "runs" / run_name
+            folder = out / "runs" / _run_name(arm, stage)
             if stage.name in shared:
                 done[stage.name], minutes_taken = shared[stage.name]
                 offset += minutes_taken
@@ -184,13 +201,12 @@ def run_approaches(out: str | Path, *, minutes: float | None = 10.0, steps: int 
             offset += minutes_taken
             if stage.name == "image":
                 shared["image"] = (done["image"], minutes_taken)
+        pipe = _arm_pipe(arm, out)
         if arm.sampling == "keyframes":
-            pipe = KeyframePipe(load(done["keys"]), load(done["interp"]))
             extra = {"keyframes + flow in-betweens": KeyframePipe(pipe.keys, pipe.interp, fill="flow"),
                      "interpolator on real keyframes": score_interpolation(pipe.interp, n=n_curve, steps=sample_steps,
                                                                            seed=seed)}
         else:
-            pipe = load(done[arm.stages[-1].name])
             extra = {"with the direction as hint": hint_following(pipe, n=n_curve, seed=seed, steps=sample_steps)} \
                 if arm.name == "motion-hint" else {}
         result = _judge(pipe, net, n=n, seed=seed, steps=sample_steps, evaluate_fvd=evaluate_fvd)
@@ -203,9 +219,14 @@ def run_approaches(out: str | Path, *, minutes: float | None = 10.0, steps: int 
             result[name] = _judge(value, net, n=n, seed=seed, steps=sample_steps, evaluate_fvd=evaluate_fvd) \
                 if isinstance(value, KeyframePipe) else value
         report["arms"][arm.name] = result
-        grid_rows.append((arm.name, pipe(GRID_PROMPTS, steps=sample_steps, seed=seed, progress=False)))
+        grid_rows[arm.name] = pipe(GRID_PROMPTS, steps=sample_steps, seed=seed, progress=False)
         (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")  # after every arm: nothing is lost
-    _write_outputs(out, report, grid_rows)
+    every = {a.name: a for a in make_arms(list(clip_pools), frames)}
+    for name in report["arms"]:  # arms kept from an earlier report: sample their grid rows again
+        if name not in grid_rows:
+            grid_rows[name] = _arm_pipe(every[name], out)(GRID_PROMPTS, steps=sample_steps, seed=seed,
+                                                           progress=False)
+    _write_outputs(out, report, [(name, grid_rows[name]) for name in report["arms"]])
     return report
 
 
@@ -221,37 +242,46 @@ def _judge(pipe, net, *, n: int, seed: int, steps: int, evaluate_fvd) -> dict:
             "fjd": fvd.get("joint", {}).get("generated"), "fjd_floor": fvd.get("joint", {}).get("floor")}
 
 
-def _write_outputs(out: Path, report: dict, grid_rows: list) -> None:
+def write_charts(out: Path, report: dict) -> None:
+    """time.png and data.png from a report (each quality measure that the arms' curves hold: colour accuracy, and
+    colour-and-direction accuracy)."""
     arms = report["arms"]
-    line_chart(out / "time.png", {name: [(p["minutes"], p["colour_and_direction_accuracy"]) for p in r["curve"]]
-                                  for name, r in arms.items() if r["curve"]},
-               title="colour-and-direction accuracy during training", x_label="training minutes",
-               y_label="accuracy")
-    pools = {}
-    for name, r in arms.items():
-        if name.startswith(("inflated", "scratch")):
-            kind = name.split(" ")[0]
-            pools.setdefault(kind, []).append((r["distinct_clips"], r["colour_and_direction_accuracy"]))
-    if pools:
-        line_chart(out / "data.png", pools, title="inflated image model vs scratch, by distinct training clips",
-                   x_label="distinct training clips (K)", y_label="accuracy")
+    for key, what in (("colour_accuracy", "colour"), ("colour_and_direction_accuracy", "colour-and-direction")):
+        suffix = "" if key == "colour_accuracy" else "-both"
+        line_chart(out / f"time{suffix}.png", {name: [(p["minutes"], p[key]) for p in r["curve"]]
+                                               for name, r in arms.items() if r["curve"]},
+                   title=f"{what} accuracy during training (canonical prompts, n = {report['protocol']['n_curve']})",
+                   x_label="training minutes", y_label="accuracy")
+        pools = {}
+        for name, r in arms.items():
+            if name.startswith(("inflated", "scratch")):
+                pools.setdefault(name.split(" ")[0], []).append((r["distinct_clips"], r[key]))
+        if pools:
+            line_chart(out / f"data{suffix}.png", pools, x_label="distinct training clips (K)", y_label="accuracy",
+                       title=f"{what} accuracy: inflated image model vs scratch, by distinct training clips")
+
+
+def _write_outputs(out: Path, report: dict, grid_rows: list) -> None:
+    write_charts(out, report)
     videos = torch.cat([v.cpu() for _, v in grid_rows])  # (arms * prompts, 3, F, H, W)
-    write_video(out / "grid.gif", video_grid(videos, ncols=len(GRID_PROMPTS)), scale=3)
+    write_video(out / "grid.gif", video_grid(videos, ncols=len(GRID_PROMPTS)), scale=2)
     save_contact_sheet(out / "grid.png", list(to_uint8(videos)),
-                       captions=[f"{name}: {p}" for name, _ in grid_rows for p in GRID_PROMPTS], scale=2)
-    _write_markdown(out, report)
+                       captions=[f"{name}: {p}" for name, _ in grid_rows for p in GRID_PROMPTS], scale=1)
+    write_markdown(out, report)
 
 
 def _fmt(v, digits=3):
     return "–" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
 
 
-def _write_markdown(out: Path, report: dict) -> None:
+def write_markdown(out: Path, report: dict) -> None:
     p = report["protocol"]
     lines = ["# The approaches, side by side", "",
              f"Budget per arm: {p['budget_per_arm']}, seed {p['seed']}, shapes world, preset `{p['preset']}`. "
              f"Judged on {p['n']} canonical prompts (pixel probe) and FVD-/FJD-shapes at n = {p['fvd_n']} "
-             f"({p['sample_steps']} dpmpp-2m steps, guidance 4). Written by `stillmotion experiment approaches`.", "",
+             f"({p['sample_steps']} dpmpp-2m steps, guidance 4). Written by `stillmotion experiment approaches`"
+             + (":" if report.get("commands") else "."), "",
+             *[f"    {c}" for c in report.get("commands", [])], "",
              "| arm | train min | colour | direction | both | FVD-shapes (floor) | FJD-shapes (floor) | warping error "
              "| dynamic degree | vanished |", "|---|---|---|---|---|---|---|---|---|---|"]
     rows = []
@@ -270,9 +300,14 @@ def _write_markdown(out: Path, report: dict) -> None:
                   "held-out clips, scored on the other frames):", "", "| fill | PSNR (dB) | SSIM |", "|---|---|---|"]
         lines += [f"| {k} | {interp[k]['psnr']:.2f} | {interp[k]['ssim']:.3f} |" for k in ("diffusion", "flow",
                                                                                          "crossfade")]
-    lines += ["", "![quality during training](time.png)", ""]
+    lines += ["", "Quality during training (each arm judged after each segment of its budget; colour accuracy, then "
+              "colour and direction):", "", "![colour accuracy during training](time.png)",
+              "![colour-and-direction accuracy during training](time-both.png)", ""]
     if (out / "data.png").exists():
-        lines += ["![inflation vs scratch by data](data.png)", ""]
+        lines += ["Inflation vs scratch by the number of distinct training clips:", "",
+                  "![inflation vs scratch by data](data.png) ![the same, colour and direction](data-both.png)", ""]
     lines += ["The same prompts from every arm (rows in table order; columns: " + "; ".join(GRID_PROMPTS) + "):", "",
               "![grid](grid.gif)", ""]
+    if (out / "reading.md").exists():  # the people's reading of the numbers, kept when the report is rewritten
+        lines += [(out / "reading.md").read_text().rstrip(), ""]
     (out / "README.md").write_text("\n".join(lines) + "\n")

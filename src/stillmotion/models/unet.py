@@ -37,8 +37,10 @@ from stillmotion.models.layers import (
     group_norm,
     noise_embedding,
 )
+from stillmotion.models.planner import MotionPlanner
 
-TEMPORAL_KEYS = ("tconv", "tattn", "tpos", "ttext", "tmotion")  # parameter-name parts that belong to temporal layers
+# parameter-name parts of the layers only a video model has (inflation adds them, zero-initialised or new)
+TEMPORAL_KEYS = ("tconv", "tattn", "tpos", "ttext", "tmotion", "planner")
 FRAME_FEATURES = 16  # Fourier features of a frame's position in the clip
 
 
@@ -83,6 +85,9 @@ class UNetConfig:
             the clip): an MLP of (hint, frame position) added to each frame's embedding, zero-initialised, like
             the (prompt, frame position) embedding. Motion-vector conditioning in the spirit of VideoComposer
             (Wang et al. 2023); training derives the hint from the clip's optical flow (train/motion.py).
+        motion_planner: with motion_cond, also learn the hint from the prompt (models/planner.py): a small head on
+            the text tokens, trained on the hints measured from the clips' flow; sampling without a hint of the
+            user's then uses the planned one (`plan_motion`).
         text_whiten: whiten the text token embeddings with a fixed map fitted on the training captions
             (`set_text_whitening`, models/text.py `whitening`) before anything reads them. Sentence encoders put
             antonyms close together (MiniLM: "left" vs "right" tokens at cosine 0.78, "red" vs "blue" 0.36), so the
@@ -109,6 +114,7 @@ class UNetConfig:
     coords: bool = False
     text_whiten: bool = False
     motion_cond: bool = False
+    motion_planner: bool = False
     patch_size: int = 1
 
     def __post_init__(self):
@@ -121,6 +127,9 @@ class UNetConfig:
             if len(self.blocks_per_level) != len(self.channels):
                 raise ValueError(f"blocks_per_level {self.blocks_per_level} needs one entry per level "
                                  f"(channels has {len(self.channels)}), or a single int")
+        if self.motion_planner and not (self.motion_cond and self.temporal and self.text_dim):
+            raise ValueError("motion_planner plans a motion hint from the text: it needs motion_cond=True, "
+                             "temporal=True and text_dim > 0")
         for name in ("attn_levels", "temporal_attn_levels", "spacetime_attn_levels"):
             bad = [lvl for lvl in getattr(self, name) if not 0 <= lvl < len(self.channels)]
             if bad:
@@ -197,6 +206,7 @@ class SpaceTimeUNet(nn.Module):
         # (motion hint, frame position) -> embedding: where the content should be at this frame
         self.tmotion = nn.Sequential(nn.Linear(FRAME_FEATURES + 3, emb_dim), nn.SiLU(),
                                      nn.Linear(emb_dim, emb_dim)) if cfg.temporal and cfg.motion_cond else None
+        self.planner = MotionPlanner(cfg.text_dim) if cfg.motion_planner else None  # text -> motion hint
         if cfg.text_dim:
             self.text_norm = nn.LayerNorm(cfg.text_dim)
             self.text_proj = nn.Linear(cfg.text_dim, self.context_dim)  # tokens -> cross-attention context
@@ -292,6 +302,22 @@ class SpaceTimeUNet(nn.Module):
         self.text_mean.copy_(mean)
         self.text_whitening.copy_(matrix)
 
+    def _text_tokens(self, text: Tensor, text_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Tokens as every layer reads them: whitened (text_whiten), padding zeroed. (B, L, D), (B, L) bool."""
+        text_mask = text_mask.bool() if text_mask is not None else \
+            torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)  # (B, L)
+        text = text.float()
+        if self.config.text_whiten:
+            text = (text - self.text_mean) @ self.text_whitening  # (B, L, D)
+        return torch.where(text_mask[..., None], text, 0.0), text_mask
+
+    def plan_motion(self, text: Tensor, text_mask: Tensor | None = None) -> Tensor:
+        """The planner's (B, 3) [mean dx, mean dy, log std] of the motion the prompts ask for (motion_planner);
+        `models.planner.plan_hint` turns it into a hint."""
+        if self.planner is None:
+            raise ValueError("plan_motion: this network was built without motion_planner")
+        return self.planner(*self._text_tokens(text, text_mask))
+
     # ----------------------------------------------------------------------------------------------
     def _embed(self, noise_level: Tensor, text: Tensor | None, text_mask: Tensor | None, batch: int,
                frames: int, temporal: bool, motion: Tensor | None = None) -> Tensor:
@@ -376,12 +402,7 @@ class SpaceTimeUNet(nn.Module):
                              f"was built with text_dim={cfg.text_dim} (0 = no text); encode prompts with the "
                              f"matching text encoder (MiniLM-L6: 384) or drop cond.text")
         if cond.text is not None:
-            text_mask = cond.text_mask.bool() if cond.text_mask is not None else \
-                torch.ones(cond.text.shape[:2], dtype=torch.bool, device=x.device)  # (B, L)
-            text = cond.text.float()
-            if cfg.text_whiten:
-                text = (text - self.text_mean) @ self.text_whitening  # (B, L, D)
-            text = torch.where(text_mask[..., None], text, 0.0)  # (B, L, D), padding zeroed
+            text, text_mask = self._text_tokens(cond.text, cond.text_mask)  # (B, L, D), (B, L)
         temporal = self.temporal_enabled and frames > 1
         if cond.motion is not None and cond.motion.shape != (b, 3):
             raise ValueError(f"SpaceTimeUNet: cond.motion has shape {tuple(cond.motion.shape)}; expected ({b}, 3) "

@@ -18,6 +18,7 @@ from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.samplers import SAMPLERS, sample
 from stillmotion.diffusion.schedules import get_sigmas
+from stillmotion.models.planner import plan_hint, plan_std
 from stillmotion.models.text import TextEncoder
 
 STRATEGIES = ("joint", "first-frame")
@@ -72,6 +73,19 @@ class TextToVideo:
         emb, mask = self.text.encode(prompts)
         return Cond(text=emb.to(self.device), text_mask=mask.to(self.device))
 
+    @torch.no_grad()
+    def plan(self, prompts: str | list[str]) -> Tensor:
+        """What the motion planner reads from each prompt (models with `motion_planner`): (B, 4) rows
+        [dx, dy, given, std], the hint (canvas fractions over the clip; given = 0 where the prompt does not fix
+        the motion) and the plan's spread."""
+        net = self.denoiser.net
+        if getattr(net, "planner", None) is None:
+            raise ValueError("this model has no motion planner (train one with --set "
+                             "'model_overrides={\"motion_cond\": true, \"motion_planner\": true}')")
+        cond = self.encode([prompts] if isinstance(prompts, str) else list(prompts))
+        plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3)
+        return torch.cat([plan_hint(plan), plan_std(plan)[:, None]], dim=1)
+
     @torch.inference_mode()
     def __call__(self, prompt: str | list[str], *, negative: str | list[str] = "", frames: int | None = None,
                  size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
@@ -94,7 +108,9 @@ class TextToVideo:
                 None: the model's default (its config's "sampling" entry, else "joint").
             motion: a motion hint for models trained with one (`motion_cond`): a direction ("left", "up-right",
                 "static", ...), or (dx, dy) / "DX,DY" in canvas fractions over the clip (cond.py `motion_hint`).
-                It conditions both guidance branches, so guidance still steers by the prompt alone.
+                It conditions both guidance branches, so guidance still steers by the prompt alone. None: the
+                hint the model's motion planner reads from each prompt (`plan`), if it has one, on the prompt's
+                branch only (guidance then steers by prompt and plan); "none": no hint at all.
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -121,8 +137,11 @@ class TextToVideo:
                              "strategy='joint'")
         b, device = len(prompts), self.device
         cond, uncond = self.encode(prompts), self.encode(negatives)
-        if motion is not None:
-            if not getattr(self.denoiser.net, "config", None) or not self.denoiser.net.config.motion_cond:
+        net = self.denoiser.net
+        if motion is None and getattr(net, "planner", None) is not None:
+            cond.motion, uncond.motion = self.plan(prompts)[:, :3].to(device), motion_hint(None, b).to(device)
+        elif motion is not None and motion != "none":
+            if not getattr(net, "config", None) or not getattr(net.config, "motion_cond", False):
                 raise ValueError("this model was not trained with motion hints (motion_cond); drop the motion "
                                  "hint, or train one with --set 'model_overrides={\"motion_cond\": true}'")
             cond.motion = uncond.motion = motion_hint(motion, b).to(device)

@@ -46,6 +46,7 @@ class TrainConfig:
     #                                     as single images (F = 1, spatial layers only); 0: videos only
     motion_dropout: float = 0.5         # models with motion_cond: probability of training without the motion hint
     flow_consistency: float = 0.0       # weight of the optical-flow consistency term (train/flow_consistency.py)
+    planner_weight: float = 0.1         # models with motion_planner: weight of the planner's loss (models/planner.py)
     min_snr_gamma: float | None = None  # Min-SNR-gamma loss weighting (diffusion/denoiser.py); None: the native one
     text_encoder: str = "minilm"        # "minilm" or a local Hugging Face folder
     cfg_dropout: float = 0.1            # probability of training with the empty prompt
@@ -183,6 +184,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"clip_pool must be >= 1 or none (got {cfg.clip_pool})")
     if cfg.image_every < 0:
         problems.append(f"image_every must be >= 0 (got {cfg.image_every})")
+    if cfg.planner_weight < 0:
+        problems.append(f"planner_weight must be >= 0 (got {cfg.planner_weight})")
     if not 0 <= cfg.motion_dropout <= 1:
         problems.append(f"motion_dropout must be in [0, 1] (got {cfg.motion_dropout})")
     if cfg.flow_consistency < 0:

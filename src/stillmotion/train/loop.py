@@ -32,6 +32,7 @@ from stillmotion.data.video_io import to_float
 from stillmotion.data.worlds import get_world
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.schedules import sample_training_sigmas
+from stillmotion.models.planner import plan_loss
 from stillmotion.models.registry import build_unet, count_params
 from stillmotion.models.text import TextEncoder
 from stillmotion.models.unet import TEMPORAL_KEYS
@@ -64,6 +65,7 @@ class Batch:
     tasks: list[str]        # the frame task of each example (train/tasks.py)
     flow: torch.Tensor | None = None   # (B, F-1, H, W, 2) backward flows of x0, with flow_consistency > 0
     seen: torch.Tensor | None = None   # (B, F-1, H, W) bool: pixels the flow explains (train/flow_consistency.py)
+    motion: torch.Tensor | None = None  # (B, 3) each clip's measured hint, never dropped (the planner's target)
 
     @property
     def loss_mask(self) -> torch.Tensor | None:
@@ -107,12 +109,13 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
     if motion_cond:  # the hint from the clip's flow, dropped to "no hint" with probability motion_dropout
         hints = [motion_from_flow(*f) for f in flows] if flows is not None else [np.zeros(3, np.float32)] * len(clips)
         keep = [torch.rand((), generator=g).item() >= cfg.motion_dropout for g in motion_gens]
-        motion = torch.from_numpy(np.stack(hints)) * torch.tensor(keep, dtype=torch.float32)[:, None]  # (B, 3)
-    cond = Cond(text=emb.to(device), text_mask=mask.to(device), motion=motion.to(device) if motion_cond else None)
+        measured = torch.from_numpy(np.stack(hints)).to(device)  # (B, 3)
+        motion = measured * torch.tensor(keep, dtype=torch.float32, device=device)[:, None]  # (B, 3)
+    cond = Cond(text=emb.to(device), text_mask=mask.to(device), motion=motion if motion_cond else None)
     if with_frames:
         cond.frames, cond.frame_mask = x0, torch.stack(masks).to(device)  # known frames are the clip's own
     return Batch(x0=x0, noise=torch.stack(noises).to(device), sigma=torch.cat(sigmas).to(device), cond=cond,
-                 captions=captions, tasks=tasks, flow=flow, seen=seen)
+                 captions=captions, tasks=tasks, flow=flow, seen=seen, motion=measured if motion_cond else None)
 
 
 def fit_text_whitening(net, text: TextEncoder, source, cfg: TrainConfig, n: int = 2048) -> None:
@@ -258,7 +261,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                        **checkpoint.load_config(cfg.init_from).get("record", {})}  # provenance for model cards
         dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
                     + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else ""))
-    if net.config.text_whiten and not cfg.init_from and not resume:
+    if getattr(net.config, "text_whiten", False) and not cfg.init_from and not resume:
         fit_text_whitening(net, text, source, cfg)
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
@@ -276,7 +279,11 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         commands = saved_record.get("commands", []) + commands
         init_record = saved_record.get("init_from")
         dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
-    train_net = DDP(net) if world_size > 1 else net
+    if world_size > 1 and cfg.image_every > 0 and getattr(net, "planner", None) is not None:
+        raise ValueError("image_every with a motion_planner is not supported across processes (the planner is "
+                         "trained outside the DDP forward); train it in one process or set image_every=0")
+    # image steps (F = 1) leave the temporal layers without gradients
+    train_net = DDP(net, find_unused_parameters=cfg.image_every > 0) if world_size > 1 else net
     denoiser = Denoiser(train_net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
     n_params = count_params(net)
     dist.print0(f"stillmotion {__version__}: training {cfg.model} ({n_params / 1e6:.2f}M params) on "
@@ -330,6 +337,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         prefetched = iter(torch.utils.data.DataLoader(
             micro_batches, batch_size=None, sampler=itertools.count(step * cfg.grad_accum),
             num_workers=cfg.workers, prefetch_factor=2, persistent_workers=False))
+    # networks from elsewhere (the benchmarks' peers) have neither motion hints nor a planner
+    motion_cond, planner = getattr(net.config, "motion_cond", False), getattr(net, "planner", None) is not None
     try:
         while (cfg.steps is None or step < cfg.steps) and elapsed < budget_s:
             t0 = time.time()
@@ -341,7 +350,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                 k = step * cfg.grad_accum + a
                 clips = next(prefetched) if prefetched is not None else None
                 batch = make_batch(cfg, source, text, micro_batches.indices(k), device, clips,
-                                   motion_cond=net.config.motion_cond)
+                                   motion_cond=motion_cond)
                 if is_image_step(cfg, step):
                     batch = as_images(batch)
                 sync = contextlib.nullcontext() if (world_size == 1 or a == cfg.grad_accum - 1) \
@@ -354,6 +363,10 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
                         flow_term = flow_consistency_loss(x0_hat, batch.flow, batch.seen) * noise_weight(batch.sigma)
                         loss = loss + cfg.flow_consistency * flow_term.to(loss.dtype)
                     loss = loss.mean()
+                    if planner and batch.x0.shape[2] > 1:  # learn the prompt's motion (captions
+                        plan = net.plan_motion(batch.cond.text, batch.cond.text_mask)  # dropped for guidance: not)
+                        spoken = torch.tensor([c != "" for c in batch.captions], dtype=plan.dtype, device=device)
+                        loss = loss + cfg.planner_weight * plan_loss(plan, batch.motion[:, :2], spoken)
                     (loss / cfg.grad_accum).backward()
                 loss_sum += loss.detach() / cfg.grad_accum
             grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)

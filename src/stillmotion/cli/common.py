@@ -1,0 +1,28 @@
+"""What several commands share: argument types and checks made before any work is done."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; got {text}")
+    return value
+
+
+def check_writable(path: str) -> None:
+    """Fail before spending minutes on sampling if the result could not be written."""
+    from pathlib import Path
+
+    out = Path(path)
+    if out.suffix.lower() not in (".mp4", ".gif", ".webm", ".png"):
+        raise ValueError(f"cannot write '{path}': use a .mp4, .gif, .webm or .png (contact sheet) file name")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot write '{path}': cannot create folder '{out.parent}' ({e.strerror})") from e
+    if not os.access(out.parent, os.W_OK):
+        raise ValueError(f"cannot write '{path}': folder '{out.parent}' is not writable")

@@ -1,0 +1,129 @@
+"""`stillmotion evaluate`: prompt following, temporal consistency and FVD with a fixed protocol."""
+
+from __future__ import annotations
+
+import argparse
+
+from stillmotion.cli.common import positive_int
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from stillmotion.eval.prompt_following import evaluate_prompt_following, write_summary
+    from stillmotion.pipelines.text_to_video import load
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.videos:
+        return _evaluate_videos(args, out)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    i3d = None
+    if args.i3d:
+        from stillmotion.eval.i3d import load_i3d
+
+        i3d = load_i3d(args.i3d)  # fail before sampling
+    pipe = load(args.model)
+    judge, fvd_net = _evaluate_feature_nets(args.features, pipe.info)
+    report = {"model": str(args.model or "shipped"), "record": pipe.info.get("record", {}), "results": []}
+    for split in args.split:
+        result = evaluate_prompt_following(pipe, n=args.n, seed=args.seed, split=split, steps=args.steps,
+                                           sampler=args.sampler, guidance=args.guidance, feature_net=judge,
+                                           sheet=out / f"samples-{split}.png")
+        report["results"].append(result)
+        print(f"{split:9s} colour {result['colour_accuracy']:.3f}  direction {result['direction_accuracy']:.3f}  "
+              f"both {result['colour_and_direction_accuracy']:.3f}  ({result['seconds_per_clip']:.2f} s/clip)")
+        if "feature_net" in result:
+            f = result["feature_net"]
+            print(f"{'':9s} feature net: colour {f['colour_accuracy']:.3f}  shape {f['shape_accuracy']:.3f}  "
+                  f"motion {f['motion_accuracy']:.3f}  all three {f['all_accuracy']:.3f}")
+    fvd_n = args.n if args.fvd_n is None else args.fvd_n
+    if fvd_net is not None and fvd_n >= 2:
+        from stillmotion.eval.fvd import evaluate_fvd
+
+        fvd, _ = evaluate_fvd(pipe, fvd_net, n=fvd_n, seed=args.seed, steps=args.steps, sampler=args.sampler,
+                              guidance=args.guidance, i3d=i3d)
+        report["fvd"] = fvd
+        if "skipped" in fvd:
+            print(f"{fvd['metric']}: skipped ({fvd['skipped']})")
+        else:
+            print(f"{fvd['metric']} (n={fvd['n']}): generated {fvd['generated']:.2f}, real-vs-real floor "
+                  f"{fvd['floor']:.2f}; controls: shuffled {fvd['time_shuffled']:.2f}, frame 0 repeated "
+                  f"{fvd['static_frame0']:.2f}, reversed {fvd['time_reversed']:.2f}; {fvd['joint']['metric']}: "
+                  f"generated {fvd['joint']['generated']:.2f}, floor {fvd['joint']['floor']:.2f}"
+                  + (f"; I3D FVD generated {fvd['i3d']['generated']:.2f}, floor {fvd['i3d']['floor']:.2f}"
+                     if "i3d" in fvd else ""))
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    write_summary(report, out / "summary.md")
+    print(f"wrote {out / 'report.json'} and {out / 'summary.md'}")
+    return 0
+
+
+def _evaluate_feature_nets(choice: str | None, info: dict):
+    """(prompt-following judge, FVD network) for `--features`: None -> the shipped networks (shapes for the
+    judge, the model's world for FVD); "none" -> neither; a folder -> that network for both where it fits."""
+    from stillmotion.eval.features import load_feature_net
+
+    if choice == "none":
+        return None, None
+    if choice is None:
+        world = (info.get("data") or {}).get("world") or "shapes"
+        judge = load_feature_net("shapes")
+        return judge, (judge if world == "shapes" else load_feature_net(world) if world == "digits" else None)
+    net = load_feature_net(choice)
+    return (net if net.config.world == "shapes" else None), net
+
+
+def _evaluate_videos(args: argparse.Namespace, out) -> int:
+    import json
+
+    from stillmotion.eval.temporal import evaluate_videos
+
+    report = evaluate_videos(args.videos)
+    (out / "videos.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    for name, m in report["videos"].items():
+        print(f"{name:30s} warping error {m['warping_error']:6.2f}  flicker {m['flicker']:6.2f}  "
+              f"dynamic degree {m['dynamic_degree']:5.2f} px/frame")
+    for name, reason in report["skipped"].items():
+        print(f"skipped {name}: {reason}")
+    print(f"wrote {out / 'videos.json'} ({len(report['videos'])} scored, {len(report['skipped'])} skipped)")
+    return 0 if report["videos"] else 2
+
+
+def _add_evaluate(subparsers) -> None:
+    from stillmotion.diffusion.samplers import SAMPLERS
+
+    p = subparsers.add_parser("evaluate", help="score a model's prompt following with a fixed protocol",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default=None, help="checkpoint or run folder (default: the shipped model)")
+    p.add_argument("--n", type=positive_int, default=256, help="prompts per split")
+    p.add_argument("--seed", type=int, default=0, help="prompt and sampling seed")
+    p.add_argument("--split", nargs="+", default=["heldout", "train"], choices=["heldout", "train", "canonical"],
+                   help="prompt wordings: held-out (never in training captions), train, canonical")
+    p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
+    p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="sampler")
+    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
+    p.add_argument("--out", default="eval", help="folder for report.json, summary.md and samples-<split>.png")
+    p.add_argument("--features", default=None, metavar="WORLD|DIR|none",
+                   help="feature network that also judges prompt following and gives FVD-<world> (default: the "
+                        "shipped ones; 'none' to skip both)")
+    p.add_argument("--fvd-n", type=int, default=None,
+                   help="clips per set for FVD-<world> of generated vs real clips (default: --n; 0 skips)")
+    p.add_argument("--i3d", default=None, metavar="PATH",
+                   help="also compute standard FVD with a local I3D TorchScript file: the i3d_torchscript.pt of "
+                        "the StyleGAN-V / DIGAN FVD code (its detector_url in github.com/universome/stylegan-v "
+                        "src/metrics/frechet_video_distance.py); nothing is downloaded")
+    p.add_argument("--videos", default=None, metavar="DIR",
+                   help="instead: score every video in DIR on temporal consistency (warping error, flicker, "
+                        "dynamic degree) and write videos.json")
+    p.set_defaults(func=_run_evaluate)
+
+
+def add(subparsers) -> None:
+    """Declare this module's commands."""
+    _add_evaluate(subparsers)

@@ -1,0 +1,90 @@
+"""`stillmotion generate`: a video from a prompt (the shipped model by default)."""
+
+from __future__ import annotations
+
+import argparse
+
+from stillmotion.cli.common import check_writable, positive_int
+
+
+def _run_generate(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from stillmotion.data.video_io import save_contact_sheet, write_video
+    from stillmotion.pipelines.text_to_video import load
+
+    check_writable(args.out)
+    if args.frames is not None and args.frames < 1:
+        raise ValueError(f"--frames must be >= 1 (got {args.frames})")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.time()
+    pipe = load(args.model)
+    loaded = time.time()
+    prompts = [args.prompt] * args.n
+    known = {}
+    if args.frames_from is not None:  # image-to-video, continuing a video, or filling in between keyframes
+        from stillmotion.pipelines.known_frames import load_known_frames
+
+        frames, mask = load_known_frames(args.frames_from, args.keep, args.frames or pipe.frames, pipe.size)
+        known = dict(known_frames=frames, frame_mask=mask)
+    videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
+                             sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
+                             strategy=args.strategy, motion=args.motion, progress=not args.quiet, **known)
+                        for i in range(args.n)])
+    sampled = time.time()
+    out = Path(args.out)
+    clips = list(videos.cpu())
+    if out.suffix.lower() == ".png":
+        save_contact_sheet(out, clips, captions=[f"{args.prompt} (seed {args.seed + i})" for i in range(args.n)],
+                           scale=args.scale)
+    else:
+        from stillmotion.data.video_io import video_grid
+
+        write_video(out, clips[0] if args.n == 1 else video_grid(clips), fps=args.fps, scale=args.scale)
+    print(f"wrote {out} ({args.n} clip(s) of {videos.shape[2]}x{videos.shape[3]}x{videos.shape[4]}; "
+          f"load {loaded - start:.1f}s, sample {sampled - loaded:.1f}s, total {time.time() - start:.1f}s)")
+    return 0
+
+
+def _add_generate(subparsers) -> None:
+    from stillmotion.diffusion.samplers import SAMPLERS
+    from stillmotion.pipelines.text_to_video import STRATEGIES
+
+    p = subparsers.add_parser("generate", help="make a video from a prompt (the shipped model by default)",
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("prompt", help='what to show, e.g. "a red circle moving left"')
+    p.add_argument("--negative", default="", help="what to steer away from")
+    p.add_argument("--frames", type=int, default=None, help="frames (default: what the model was trained on)")
+    p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
+    p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="ODE/SDE solver")
+    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--strategy", default=None, choices=STRATEGIES,
+                   help="joint: all frames at once; first-frame: then again from its first frame as image-to-video "
+                        "(default: the model's own, from its config.json)")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--motion", default=None, metavar="DIRECTION|DX,DY",
+                   help="motion hint for models trained with one (motion_cond): left, up-right, static, ... or "
+                        "DX,DY in canvas fractions over the clip (x right, y down); 'none' for no hint (default: "
+                        "the hint the model's motion planner reads from the prompt, if it has one)")
+    p.add_argument("--frames-from", default=None, metavar="FILE",
+                   help="known frames from an image or a video: image-to-video, continuing a video, or keyframes "
+                        "to fill in between (see --keep; needs a model trained with those frame tasks)")
+    p.add_argument("--keep", default="first",
+                   help="which frames of --frames-from are known: first | first:K | every:N (and the last)")
+    p.add_argument("--n", type=positive_int, default=1, help="number of clips (seeds seed..seed+n-1)")
+    p.add_argument("--out", default="clip.mp4", help="output .mp4, .gif, .webm, or .png contact sheet")
+    p.add_argument("--model", default=None, help="checkpoint or run folder (default: the shipped model)")
+    p.add_argument("--scale", type=positive_int, default=8, help="nearest-neighbour upscale of the file")
+    p.add_argument("--fps", type=float, default=8, help="frame rate of the file")
+    p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_run_generate)
+
+
+def add(subparsers) -> None:
+    """Declare this module's commands."""
+    _add_generate(subparsers)

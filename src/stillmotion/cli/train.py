@@ -1,0 +1,75 @@
+"""`stillmotion train`: one command from a laptop to torchrun."""
+
+from __future__ import annotations
+
+import argparse
+
+from stillmotion.cli.common import positive_int
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from stillmotion.train.config import TrainConfig, make_config
+    from stillmotion.train.loop import train
+
+    overrides = {}
+    for item in args.set or []:
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE, got '{item}'")
+        key, value = item.split("=", 1)
+        overrides[key.strip().replace("-", "_")] = value
+    for key in ("world", "data", "out", "steps", "minutes", "batch_size", "lr", "seed", "model", "frames",
+                "size", "threads", "workers"):
+        value = getattr(args, key)
+        if value is not None:
+            overrides[key] = value
+    if args.bf16:
+        overrides["bf16"] = True
+    if args.resume:
+        from stillmotion.train import checkpoint
+
+        out = overrides.get("out") or TrainConfig.out
+        saved = checkpoint.load_config(out)["train"]
+        free = ("steps", "minutes", "threads", "workers")  # budget and machine, not what is learned
+        changed = {k: v for k, v in overrides.items() if k not in (*free, "out") and saved.get(k) != v}
+        if changed or args.preset:
+            raise ValueError(f"--resume continues the saved run '{out}' with its own config; only --steps, "
+                             f"--minutes, --threads and --workers may change (got {sorted(changed) or ['--preset']})")
+        saved.update({k: v for k, v in overrides.items() if k in free})
+        saved["out"] = str(out)  # a run folder copied or moved elsewhere continues where it is now
+        cfg = make_config(None, saved)
+    else:
+        cfg = make_config(args.preset or "shapes-s", overrides)
+    train(cfg, resume=args.resume)
+    return 0
+
+
+def _add_train(subparsers) -> None:
+    from stillmotion.train.config import TRAIN_PRESETS
+
+    p = subparsers.add_parser(
+        "train", help="train a text-to-video model (one process, or many under torchrun)",
+        description="Train a text-to-video model. Any field of TrainConfig can be set with --set KEY=VALUE. "
+                    "Under `torchrun --nproc_per_node N` the same command trains with DDP.")
+    p.add_argument("--preset", choices=sorted(TRAIN_PRESETS), help="named configuration (default shapes-s)")
+    p.add_argument("--world", help="synthetic world: shapes or digits")
+    p.add_argument("--data", help="a folder of videos with captions (instead of a world)")
+    p.add_argument("--out", help="run folder (checkpoint, log.csv, samples/)")
+    p.add_argument("--steps", type=positive_int, help="stop after N optimizer steps")
+    p.add_argument("--minutes", type=float, help="stop after M minutes of training")
+    p.add_argument("--batch-size", type=positive_int, help="global batch size")
+    p.add_argument("--lr", type=float, help="peak learning rate")
+    p.add_argument("--seed", type=int, help="seed (data, noise and init are functions of it)")
+    p.add_argument("--model", help="U-Net preset (tiny, cpu, cpu-m, gpu-b, gpu-l)")
+    p.add_argument("--frames", type=int, help="frames per training clip")
+    p.add_argument("--size", type=int, help="frame size in pixels")
+    p.add_argument("--threads", type=positive_int, help="CPU threads for torch")
+    p.add_argument("--workers", type=int, help="processes decoding clips ahead of each step (real videos: 2-8)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (opt-in)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any TrainConfig field")
+    p.set_defaults(func=_run_train)
+
+
+def add(subparsers) -> None:
+    """Declare this module's commands."""
+    _add_train(subparsers)

@@ -1,0 +1,75 @@
+"""Motion planner: the prompt's motion as a hint, text -> [dx, dy, given], learned from the training clips' flow.
+
+Why: a denoiser decides where an object goes at high noise, where the noisy clip cannot show it and only the text
+can; there the diffusion loss rewards reading the direction word very weakly (measured in the training issue's
+notes: from pure noise, no text-only network placed the object by its direction word), while a net given a motion
+hint (models/unet.py `motion_cond`) reads it at every noise level. So the text is first turned into a hint by a
+small head trained with a direct target: the hint measured from each training clip's optical flow
+(train/motion.py). It is the two-stage "plan the motion from the prompt, then generate the video that follows the
+plan" of LLM-grounded video diffusion (Lian et al. 2023), with a learned head on the sentence encoder's tokens in
+place of a language model and one displacement vector in place of boxes.
+
+The head predicts a Gaussian over the clip's displacement: mean (dx, dy), trained by squared error, and one
+standard deviation, trained by the negative log-likelihood of the errors. A caption that fixes the direction
+("moving left") gets a small spread; one that does not ("bouncing", "spinning", two objects going different ways)
+a large one, and `plan_hint` then gives no hint, so the generator falls back on the text alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+MAX_STD = 0.15  # a plan whose spread (canvas fractions over the clip) exceeds this gives no hint
+LOG_STD_RANGE = (-5.0, 1.0)
+
+
+class MotionPlanner(nn.Module):
+    """Tokens (B, L, D) + mask (B, L) -> (B, 3) [mean dx, mean dy, log std], by attention pooling and an MLP."""
+
+    def __init__(self, text_dim: int, hidden: int = 256):
+        super().__init__()
+        self.norm = nn.LayerNorm(text_dim)
+        # which tokens say how things move; no bias: softmax ignores it, so its gradient is rounding noise, which
+        # Adam would blow up into full-size steps
+        self.score = nn.Linear(text_dim, 1, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(text_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
+                                 nn.Linear(hidden, 3))
+
+    def forward(self, text: Tensor, text_mask: Tensor) -> Tensor:
+        t = self.norm(text)  # (B, L, D)
+        scores = self.score(t).squeeze(-1).masked_fill(~text_mask, float("-inf"))  # (B, L)
+        weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # (B, L); an empty prompt pools to zeros
+        out = self.mlp(torch.einsum("bl,bld->bd", weights, t))  # (B, 3)
+        return torch.cat([out[:, :2], out[:, 2:].clamp(*LOG_STD_RANGE)], dim=1)
+
+
+def plan_loss(plan: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """The planner's loss: squared error of the mean plus the negative log-likelihood of the spread given the
+    (detached) mean, constant dropped. Training the mean by the NLL itself scales its gradient by 1 / std^2,
+    which blows up as the plans get sure (Seitzer et al. 2022); detaching keeps the mean a plain regression.
+
+    Args:
+        plan: (B, 3) [mean dx, mean dy, log std].
+        target: (B, 2) measured (dx, dy) of each clip (train/motion.py `motion_from_flow`).
+        weight: (B,) which examples count (e.g. 0 for captions dropped for guidance); None: all. The mean is over
+            the whole batch either way, so N processes' averaged gradients equal one process's.
+    """
+    mean, log_std = plan[:, :2], plan[:, 2]
+    squared = ((target - mean) ** 2).sum(1)  # (B,)
+    nll = 0.5 * squared.detach() * torch.exp(-2 * log_std) + 2 * log_std  # (B,)
+    loss = squared + nll
+    return loss.mean() if weight is None else (loss * weight).mean()
+
+
+def plan_hint(plan: Tensor, max_std: float = MAX_STD) -> Tensor:
+    """(B, 3) motion hints [dx, dy, given] from plans: the mean where the spread is at most max_std, else none."""
+    given = (plan[:, 2] <= math.log(max_std)).to(plan.dtype)  # (B,)
+    return torch.cat([plan[:, :2] * given[:, None], given[:, None]], dim=1)
+
+
+def plan_std(plan: Tensor) -> Tensor:
+    """(B,) the plans' standard deviations (canvas fractions over the clip)."""
+    return torch.exp(plan[:, 2])

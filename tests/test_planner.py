@@ -1,0 +1,112 @@
+"""The motion planner: text -> motion hint, learned from the clips' measured motion (models/planner.py)."""
+
+import math
+
+import pytest
+import torch
+
+from stillmotion.cond import Cond
+from stillmotion.models.planner import MAX_STD, MotionPlanner, plan_hint, plan_loss
+from stillmotion.models.registry import build_unet
+from stillmotion.models.unet import UNetConfig
+
+
+def test_nll_prefers_the_right_mean_and_a_spread_that_fits():
+    target = torch.tensor([[-0.3, 0.0], [0.0, 0.4]])
+    right = torch.tensor([[-0.3, 0.0, math.log(0.05)], [0.0, 0.4, math.log(0.05)]])
+    wrong = torch.tensor([[0.3, 0.0, math.log(0.05)], [0.0, -0.4, math.log(0.05)]])
+    assert plan_loss(right, target) < plan_loss(wrong, target)
+    # for a wrong mean, a wide plan is less wrong than a sure one
+    wide = wrong.clone()
+    wide[:, 2] = math.log(0.5)
+    assert plan_loss(wide, target) < plan_loss(wrong, target)
+    # weights: a zero-weight example does not count
+    mixed = torch.stack([right[0], wrong[1]])
+    assert torch.isclose(plan_loss(mixed, target, torch.tensor([1.0, 0.0])), plan_loss(right[:1], target[:1]) / 2)
+
+
+def test_hint_only_where_the_plan_is_sure():
+    plans = torch.tensor([[-0.4, 0.0, math.log(MAX_STD / 2)], [0.2, 0.3, math.log(MAX_STD * 2)]])
+    hint = plan_hint(plans)
+    assert hint.tolist()[0] == pytest.approx([-0.4, 0.0, 1.0])
+    assert hint.tolist()[1] == [0.0, 0.0, 0.0]  # too unsure: no hint
+
+
+def test_planner_learns_opposite_words_apart():
+    """Two captions that differ in one token: the planner separates them from a few steps of its own loss."""
+    torch.manual_seed(0)
+    planner = MotionPlanner(8, hidden=32)
+    text = torch.randn(1, 5, 8).repeat(2, 1, 1)
+    text[1, 3] += 0.3 * torch.randn(8)  # "left" vs "right": close tokens in one slot
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[:, 4] = False  # padding must not matter
+    target = torch.tensor([[-0.4, 0.0], [0.4, 0.0]])
+    opt = torch.optim.Adam(planner.parameters(), lr=1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        plan_loss(planner(text, mask), target).backward()
+        opt.step()
+    plan = planner(text, mask).detach()
+    assert plan[0, 0] < -0.3 and plan[1, 0] > 0.3, plan
+    assert torch.exp(plan[:, 2]).max() < MAX_STD  # sure of both, so both give a hint
+    padded = text.clone()
+    padded[:, 4] = 100.0
+    assert torch.allclose(planner(padded, mask), planner(text, mask))
+
+
+def test_network_plans_from_its_whitened_tokens_and_checks_config():
+    net = build_unet("tiny", motion_cond=True, motion_planner=True, text_whiten=True)
+    text, mask = torch.randn(3, 6, net.config.text_dim), torch.ones(3, 6, dtype=torch.bool)
+    plan = net.plan_motion(text, mask)
+    assert plan.shape == (3, 3)
+    net.set_text_whitening(torch.randn(net.config.text_dim), 2 * torch.eye(net.config.text_dim))
+    assert not torch.allclose(net.plan_motion(text, mask), plan)  # it reads what every layer reads
+    with pytest.raises(ValueError, match="needs motion_cond"):
+        UNetConfig(motion_planner=True)
+    with pytest.raises(ValueError, match="without motion_planner"):
+        build_unet("tiny", motion_cond=True).plan_motion(text, mask)
+
+
+def test_image_weights_inflate_into_a_planner_model():
+    image = build_unet("tiny", temporal=False)
+    video = build_unet("tiny", motion_cond=True, motion_planner=True)
+    new = video.inflate(image.state_dict())
+    assert any(k.startswith("planner.") for k in new)
+
+
+def test_train_plan_and_sample(tmp_path):
+    from stillmotion.pipelines.text_to_video import TextToVideo
+    from stillmotion.train.config import make_config
+    from stillmotion.train.loop import train
+
+    overrides = {"steps": 3, "ema_decay": 0.0, "model_overrides": {"motion_cond": True, "motion_planner": True}}
+    run = train(make_config("shapes-tiny", {**overrides, "out": str(tmp_path / "m")}))
+    unused = train(make_config("shapes-tiny", {**overrides, "out": str(tmp_path / "u"), "planner_weight": 0.0}))
+    pipe = TextToVideo.from_pretrained(run)
+    planned, idle = pipe.denoiser.net.planner, TextToVideo.from_pretrained(unused).denoiser.net.planner
+    assert any(not torch.allclose(a, b) for a, b in zip(planned.parameters(), idle.parameters()))  # its loss trains it
+    plan = pipe.plan(["a red circle moving left", "a blue square moving up"])
+    assert plan.shape == (2, 4) and (plan[:, 3] > 0).all()
+    video = pipe("a red circle moving left", steps=2, progress=False)  # the planned hint
+    assert video.shape == (1, 3, 4, 16, 16)
+    assert not torch.equal(video, pipe("a red circle moving left", steps=2, motion="left", progress=False))
+    from stillmotion.eval.prompt_following import evaluate_prompt_following
+
+    report = evaluate_prompt_following(pipe, n=16, steps=1, split="heldout", progress=False)
+    assert 0 <= report["planner"]["direction_accuracy"] <= 1 and 0 <= report["planner"]["hint_given"] <= 1
+    by_word = report["by_direction_word"]
+    assert by_word["with_heldout_direction_word"]["n"] + by_word["without"]["n"] == 16
+    plain = TextToVideo.from_pretrained(train(make_config("shapes-tiny", {"out": str(tmp_path / "p"), "steps": 1})))
+    assert "planner" not in evaluate_prompt_following(plain, n=2, steps=1, progress=False)
+    with pytest.raises(ValueError, match="no motion planner"):
+        plain.plan("a red circle")
+    assert plain("a red circle", steps=2, motion="none", progress=False).shape == (1, 3, 4, 16, 16)
+
+
+def test_planner_loss_is_zero_weighted_for_dropped_captions():
+    """The loop's planner term counts only examples that kept their caption (an empty prompt says nothing)."""
+    plan = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    target = torch.tensor([[1.0, 0.0], [0.0, 0.0]])
+    spoken = torch.tensor([0.0, 1.0])
+    assert plan_loss(plan, target, spoken) == pytest.approx(0.0)
+    assert Cond(motion=torch.zeros(2, 3)).batch_size == 2
