@@ -222,6 +222,8 @@ def run_approaches(out: str | Path, *, minutes: float | None = 10.0, steps: int 
         grid_rows[arm.name] = pipe(GRID_PROMPTS, steps=sample_steps, seed=seed, progress=False)
         (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")  # after every arm: nothing is lost
     every = {a.name: a for a in make_arms(list(clip_pools), frames)}
+    report["arms"] = {name: report["arms"][name] for name in every if name in report["arms"]}  # the arms' order
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     for name in report["arms"]:  # arms kept from an earlier report: sample their grid rows again
         if name not in grid_rows:
             grid_rows[name] = _arm_pipe(every[name], out)(GRID_PROMPTS, steps=sample_steps, seed=seed,

@@ -266,7 +266,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, elapsed, history = 0, 0.0, []
-    via_cli = Path(sys.argv[0]).name in ("stillmotion", "cli.py")  # the console script, -m, or torchrun -m
+    argv0 = Path(sys.argv[0])  # the console script, or python -m / torchrun -m stillmotion.cli
+    via_cli = argv0.name == "stillmotion" or argv0.parts[-2:] == ("cli", "__main__.py")
     commands = [" ".join(["stillmotion", *sys.argv[1:]]) if via_cli else " ".join(sys.argv)]  # for model cards
     if resume:
         state = checkpoint.load_training_state(out)
