@@ -139,7 +139,8 @@ class TextToVideo:
         cond, uncond = self.encode(prompts), self.encode(negatives)
         net = self.denoiser.net
         if motion is None and getattr(net, "planner", None) is not None:
-            cond.motion, uncond.motion = self.plan(prompts)[:, :3].to(device), motion_hint(None, b).to(device)
+            plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3), from the tokens encoded above
+            cond.motion, uncond.motion = plan_hint(plan), motion_hint(None, b).to(device)
         elif motion is not None and motion != "none":
             if not getattr(net, "config", None) or not getattr(net.config, "motion_cond", False):
                 raise ValueError("this model was not trained with motion hints (motion_cond); drop the motion "
