@@ -70,6 +70,8 @@ def test_errors_cache_and_weight():
     assert cache(7, videos[0]) is first  # the same object: computed once
     cache(8, videos[0])
     assert cache(7, videos[0]) is not first  # evicted
+    other = videos[0][::-1].copy()  # another clip under the same key (another run's seed 7): its own flows
+    assert not np.allclose(cache(7, other)[0], cache(7, videos[0])[0])
     w = noise_weight(torch.tensor([0.0, 1.0, 10.0]))
     assert torch.allclose(w, torch.tensor([1.0, 0.5, 1 / 101], dtype=torch.float64))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stillmotion.cli.common import check_writable, positive_int
+from stillmotion.cli.common import check_writable, positive_int, unit_float
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -33,7 +33,8 @@ def _run_generate(args: argparse.Namespace) -> int:
         known = dict(known_frames=frames, frame_mask=mask)
     videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
                              sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
-                             strategy=args.strategy, motion=args.motion, progress=not args.quiet, **known)
+                             strategy=args.strategy, motion=args.motion, noise_warp=args.noise_warp,
+                             progress=not args.quiet, **known)
                         for i in range(args.n)])
     sampled = time.time()
     out = Path(args.out)
@@ -70,6 +71,9 @@ def _add_generate(subparsers) -> None:
                    help="motion hint for models trained with one (motion_cond): left, up-right, static, ... or "
                         "DX,DY in canvas fractions over the clip (x right, y down); 'none' for no hint (default: "
                         "the hint the model's motion planner reads from the prompt, if it has one)")
+    p.add_argument("--noise-warp", type=unit_float, default=None, metavar="A",
+                   help="how much the starting noise follows the motion (0: independent per frame, 1: frame 0's "
+                        "noise moved along it; diffusion/noise_warp.py). Default: what the model was trained with")
     p.add_argument("--frames-from", default=None, metavar="FILE",
                    help="known frames from an image or a video: image-to-video, continuing a video, or keyframes "
                         "to fill in between (see --keep; needs a model trained with those frame tasks)")

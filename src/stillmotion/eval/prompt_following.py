@@ -102,7 +102,7 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
         "metric": "prompt following (pixel probe, single-object shapes prompts)",
         "protocol": {"n": n, "seed": seed, "split": split, "steps": steps, "sampler": sampler, "guidance": guidance,
                      "judge": "stillmotion.eval.probe.read_clip", "frames": int(videos.shape[2]),
-                     "size": int(videos.shape[-1])},
+                     "size": int(videos.shape[-1]), "noise_warp": getattr(pipe, "noise_warp", 0.0)},
         "colour_accuracy": frac("colour_ok"),
         "direction_accuracy": frac("direction_ok"),
         "colour_and_direction_accuracy": both,

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from stillmotion.cond import Cond, motion_hint
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.guidance import cfg_denoiser
+from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.samplers import SAMPLERS, sample
 from stillmotion.diffusion.schedules import get_sigmas
 from stillmotion.models.planner import plan_hint, plan_std
@@ -32,7 +33,7 @@ class TextToVideo:
         text: the text encoder the model was trained with.
         frames, size: the default clip shape (the model was trained on it; other frame counts also work).
         info: the checkpoint's config (kept for `stillmotion info` and reports); its "sampling" entry gives the
-            default strategy (see `__call__`).
+            default strategy (see `__call__`), its "diffusion" entry the noise warp the model was trained with.
     """
 
     def __init__(self, denoiser: Denoiser, text: TextEncoder, *, frames: int = 16, size: int = 32,
@@ -42,6 +43,7 @@ class TextToVideo:
         self.frames, self.size = frames, size
         self.info = info or {}
         self.strategy = self.info.get("sampling", {}).get("strategy", "joint")
+        self.noise_warp = float(self.info.get("diffusion", {}).get("noise_warp", 0.0))
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> TextToVideo:
@@ -91,7 +93,8 @@ class TextToVideo:
                  size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
                  guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
                  known_frames: Tensor | None = None, frame_mask: Tensor | None = None,
-                 strategy: str | None = None, motion=None, progress: bool = True, callback=None) -> Tensor:
+                 strategy: str | None = None, motion=None, noise_warp: float | None = None, progress: bool = True,
+                 callback=None) -> Tensor:
         """Generate one clip per prompt.
 
         Args:
@@ -111,6 +114,9 @@ class TextToVideo:
                 It conditions both guidance branches, so guidance still steers by the prompt alone. None: the
                 hint the model's motion planner reads from each prompt (`plan`), if it has one, on the prompt's
                 branch only (guidance then steers by prompt and plan); "none": no hint at all.
+            noise_warp: how much the starting noise follows that motion (diffusion/noise_warp.py; 0 = independent
+                noise per frame). None: what the model was trained with. Models trained with warped noise take
+                their motion from it (with no motion known, the noise stays put, as it did for still clips).
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -138,14 +144,24 @@ class TextToVideo:
         b, device = len(prompts), self.device
         cond, uncond = self.encode(prompts), self.encode(negatives)
         net = self.denoiser.net
+        warp = self.noise_warp if noise_warp is None else float(noise_warp)
+        if not 0.0 <= warp <= 1.0:
+            raise ValueError(f"noise_warp must be in [0, 1] (got {noise_warp})")
+        motion_cond = getattr(getattr(net, "config", None), "motion_cond", False)
+        displacement = torch.zeros(b, 2)  # (B, 2) the motion the noise follows (canvas fractions over the clip)
         if motion is None and getattr(net, "planner", None) is not None:
             plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3), from the tokens encoded above
             cond.motion, uncond.motion = plan_hint(plan), motion_hint(None, b).to(device)
+            displacement = plan[:, :2].cpu()  # the planned mean, even where the plan is unsure (as trained)
         elif motion is not None and motion != "none":
-            if not getattr(net, "config", None) or not getattr(net.config, "motion_cond", False):
-                raise ValueError("this model was not trained with motion hints (motion_cond); drop the motion "
-                                 "hint, or train one with --set 'model_overrides={\"motion_cond\": true}'")
-            cond.motion = uncond.motion = motion_hint(motion, b).to(device)
+            if not motion_cond and warp == 0:
+                raise ValueError("this model was not trained with motion hints (motion_cond) or warped noise; drop "
+                                 "the motion hint, give --noise-warp 1 to steer by the noise alone, or train one "
+                                 "with --set 'model_overrides={\"motion_cond\": true}' or --set noise_warp=1")
+            hint = motion_hint(motion, b).to(device)
+            if motion_cond:
+                cond.motion = uncond.motion = hint
+            displacement = hint[:, :2].cpu()
         if isinstance(guidance, Tensor):
             guidance = guidance.to(device)
         g = torch.Generator(device).manual_seed(seed)
@@ -159,7 +175,8 @@ class TextToVideo:
                 cond.frame_mask = uncond.frame_mask = mask.to(device, torch.float32)
             denoise = cfg_denoiser(self.denoiser, cond, uncond, guidance)
             sigmas = get_sigmas(schedule, steps).to(device)
-            x = torch.randn((b, 3, frames, size, size), generator=g, device=device) * sigmas[0].float()
+            x = torch.randn((b, 3, frames, size, size), generator=g, device=device)  # (B, 3, F, H, W)
+            x = warped_noise(x, displacement, warp, generator=g) * sigmas[0].float()
 
             def on_step(info):
                 bar.update(1)

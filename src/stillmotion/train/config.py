@@ -47,6 +47,9 @@ class TrainConfig:
     motion_dropout: float = 0.5         # models with motion_cond: probability of training without the motion hint
     flow_consistency: float = 0.0       # weight of the optical-flow consistency term (train/flow_consistency.py)
     planner_weight: float = 0.1         # models with motion_planner: weight of the planner's loss (models/planner.py)
+    noise_warp: float = 0.0             # warp each clip's training noise along its motion measured from its flow
+    #                                     (diffusion/noise_warp.py): 0 independent noise per frame, 1 frame 0's noise
+    #                                     moved; saved with the model, so sampling warps by the asked motion too
     min_snr_gamma: float | None = None  # Min-SNR-gamma loss weighting (diffusion/denoiser.py); None: the native one
     text_encoder: str = "minilm"        # "minilm" or a local Hugging Face folder
     cfg_dropout: float = 0.1            # probability of training with the empty prompt
@@ -188,6 +191,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"planner_weight must be >= 0 (got {cfg.planner_weight})")
     if not 0 <= cfg.motion_dropout <= 1:
         problems.append(f"motion_dropout must be in [0, 1] (got {cfg.motion_dropout})")
+    if not 0 <= cfg.noise_warp <= 1:
+        problems.append(f"noise_warp must be in [0, 1] (got {cfg.noise_warp})")
     if cfg.flow_consistency < 0:
         problems.append(f"flow_consistency must be >= 0 (got {cfg.flow_consistency})")
     if cfg.lr <= 0:

@@ -20,6 +20,7 @@ folders over several epochs); clips of a synthetic world are new every step and 
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 
 import numpy as np
@@ -46,13 +47,16 @@ def clip_flow(video: np.ndarray, method: str = "farneback") -> tuple[np.ndarray,
 
 
 class FlowCache:
-    """Flows of clips by a key that identifies the clip's pixels (e.g. its example seed), least recently used out."""
+    """Flows of clips, least recently used out. A clip is found by its key (e.g. its example seed) *and* a digest
+    of its pixels: two runs in one process (an experiment's arms, a test session) can give the same seed to
+    different clips (another world, size or frame count), and must never read each other's flows."""
 
     def __init__(self, size: int = 4096, method: str = "farneback"):
         self.size, self.method = size, method
         self._items: OrderedDict = OrderedDict()
 
     def __call__(self, key, video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        key = (key, video.shape, hashlib.blake2b(np.ascontiguousarray(video).tobytes(), digest_size=16).digest())
         if key in self._items:
             self._items.move_to_end(key)
             return self._items[key]

@@ -31,6 +31,7 @@ from stillmotion.cond import Cond
 from stillmotion.data.video_io import to_float
 from stillmotion.data.worlds import get_world
 from stillmotion.diffusion.denoiser import Denoiser
+from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.schedules import sample_training_sigmas
 from stillmotion.models.planner import plan_loss
 from stillmotion.models.registry import build_unet, count_params
@@ -102,19 +103,22 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
     x0 = torch.stack(videos).to(device)  # (B, C, F, H, W)
     flow = seen = None
     flows = [FLOW_CACHE(clip_seed(cfg, i), clip.video) for i, clip in zip(indices, clips)] \
-        if (cfg.flow_consistency > 0 or motion_cond) and x0.shape[2] > 1 else None  # B x (backward, seen)
+        if (cfg.flow_consistency > 0 or motion_cond or cfg.noise_warp > 0) and x0.shape[2] > 1 else None
+    hints = [motion_from_flow(*f) for f in flows] if flows is not None else [np.zeros(3, np.float32)] * len(clips)
+    measured = torch.from_numpy(np.stack(hints)).to(device)  # (B, 3) [dx, dy, 1]: how far each clip moves
     if flows is not None and cfg.flow_consistency > 0:
         flow = torch.from_numpy(np.stack([f for f, _ in flows])).to(device)  # (B, F-1, H, W, 2)
         seen = torch.from_numpy(np.stack([v for _, v in flows])).to(device)  # (B, F-1, H, W)
     if motion_cond:  # the hint from the clip's flow, dropped to "no hint" with probability motion_dropout
-        hints = [motion_from_flow(*f) for f in flows] if flows is not None else [np.zeros(3, np.float32)] * len(clips)
         keep = [torch.rand((), generator=g).item() >= cfg.motion_dropout for g in motion_gens]
-        measured = torch.from_numpy(np.stack(hints)).to(device)  # (B, 3)
         motion = measured * torch.tensor(keep, dtype=torch.float32, device=device)[:, None]  # (B, 3)
+    noise = torch.stack(noises).to(device)  # (B, C, F, H, W)
+    if cfg.noise_warp > 0:  # the noise drifts with the clip's content (diffusion/noise_warp.py)
+        noise = warped_noise(noise, measured[:, :2].cpu(), cfg.noise_warp, generator=motion_gens)
     cond = Cond(text=emb.to(device), text_mask=mask.to(device), motion=motion if motion_cond else None)
     if with_frames:
         cond.frames, cond.frame_mask = x0, torch.stack(masks).to(device)  # known frames are the clip's own
-    return Batch(x0=x0, noise=torch.stack(noises).to(device), sigma=torch.cat(sigmas).to(device), cond=cond,
+    return Batch(x0=x0, noise=noise, sigma=torch.cat(sigmas).to(device), cond=cond,
                  captions=captions, tasks=tasks, flow=flow, seen=seen, motion=measured if motion_cond else None)
 
 
@@ -195,7 +199,7 @@ def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) ->
     return {
         "model": {"arch": "spacetime-unet", **net.config.to_dict()},
         "diffusion": {"parameterization": cfg.parameterization, "sigma_data": cfg.sigma_data,
-                      "data_mean": cfg.data_mean},
+                      "data_mean": cfg.data_mean, "noise_warp": cfg.noise_warp},
         "text_encoder": {"name": cfg.text_encoder, "dim": text.dim},
         "data": {"world": cfg.world, "data": cfg.data, "frames": cfg.frames, "size": cfg.size},
         "sampling": {"strategy": cfg.sample_strategy},

@@ -62,7 +62,10 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
         p = report["results"][0]["protocol"]
         lines += ["", f"Evaluated model: `{report.get('model')}` (`shipped` = these weights, as stored). "
                   f"Protocol: `stillmotion evaluate` — {p['sampler']} sampler, {p['steps']} steps, guidance "
-                  f"{p['guidance']}, seed {p['seed']}, one clip per prompt; prompts cycle through all 64 colour x "
+                  f"{p['guidance']}, seed {p['seed']}, one clip per prompt"
+                  + (f", starting noise warped along the motion the model plans from the prompt (noise_warp "
+                     f"{p['noise_warp']})" if p.get("noise_warp") else "")
+                  + "; prompts cycle through all 64 colour x "
                   "direction pairs of single-object scenes. Judge: the pixel probe (`stillmotion.eval.probe`): "
                   "colour = palette colour nearest the median foreground pixel, direction = centroid displacement "
                   "between the first and last third of the clip in 8 compass bins. 'heldout' prompts use sentence "
