@@ -2,7 +2,7 @@
 
 A video model trained on independent noise per frame must decide where the object goes from the text alone, at
 the high noise levels where the clip itself shows nothing yet, which is the weakest signal it gets (measured on
-the shapes world: the shipped model's direction stayed at chance while colour reached 93%). Warped noise makes
+the shapes world: a model trained that way kept direction at chance while colour reached 93%). Warped noise makes
 motion part of the input instead: frame f's noise is frame 0's noise translated by the clip's displacement so
 far, so the noisy clip already drifts the right way at every noise level, and the denoiser only has to keep what
 it draws on the drifting pattern. Training warps each clip's noise by the motion measured from its own optical

@@ -114,7 +114,7 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
         motion = measured * torch.tensor(keep, dtype=torch.float32, device=device)[:, None]  # (B, 3)
     noise = torch.stack(noises).to(device)  # (B, C, F, H, W)
     if cfg.noise_warp > 0:  # the noise drifts with the clip's content (diffusion/noise_warp.py)
-        noise = warped_noise(noise, measured[:, :2].cpu(), cfg.noise_warp, generator=motion_gens)
+        noise = warped_noise(noise, measured[:, :2], cfg.noise_warp, generator=motion_gens)
     cond = Cond(text=emb.to(device), text_mask=mask.to(device), motion=motion if motion_cond else None)
     if with_frames:
         cond.frames, cond.frame_mask = x0, torch.stack(masks).to(device)  # known frames are the clip's own
