@@ -57,10 +57,14 @@ def test_resume_gives_the_same_losses(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_worker_processes_decode_the_same_clips(tmp_path):
-    """workers > 0 decodes micro-batches ahead in DataLoader processes: same losses as decoding in the loop, also
-    with gradient accumulation and across a resume."""
+@pytest.mark.parametrize("flows", [False, True])
+def test_worker_processes_decode_the_same_clips(tmp_path, flows):
+    """workers > 0 decodes micro-batches ahead in DataLoader processes (and measures their flows, which motion
+    hints and warped noise need): same losses as doing it in the loop, also with gradient accumulation and across
+    a resume."""
     base = {"steps": 4, "grad_accum": 2}
+    if flows:
+        base.update(noise_warp=1.0, model_overrides={"motion_cond": True})
     train(make_config("shapes-tiny", {**base, "out": str(tmp_path / "inline")}))
     train(make_config("shapes-tiny", {**base, "steps": 2, "workers": 2, "out": str(tmp_path / "workers")}))
     train(make_config("shapes-tiny", {**base, "workers": 2, "out": str(tmp_path / "workers")}), resume=True)

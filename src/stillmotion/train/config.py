@@ -68,8 +68,9 @@ class TrainConfig:
     steps: int | None = None            # stop after this many optimizer steps ...
     minutes: float | None = None        # ... or after this much wall-clock, whichever comes first
     seed: int = 0
-    threads: int | None = None          # torch CPU threads (None: torch's default)
-    workers: int = 0                    # DataLoader processes decoding clips ahead of the step (0: in the loop)
+    threads: int | None = None          # torch CPU threads (None: torch's default; with workers, the cores left)
+    workers: int = 0                    # DataLoader processes decoding clips (and measuring their flows) ahead
+    #                                     of the step (0: in the loop); on a GPU machine most of its cores
     log_every: int = 20
     ckpt_minutes: float = 3.0           # checkpoint this often (and at the end)
     sample_every: int = 0               # preview samples every N steps (0: only at the end)

@@ -79,10 +79,21 @@ class Batch:
 FLOW_CACHE = FlowCache()  # per process (and per DataLoader worker); see train/flow_consistency.py
 
 
-def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device, clips=None, *,
-               motion_cond: bool = False) -> Batch:
-    """Build the training examples with the given global indices (`clips`: their clips, decoded already).
-    `motion_cond`: the network reads motion hints; give each example its clip's (train/motion.py)."""
+def needs_flows(cfg: TrainConfig, motion_cond: bool) -> bool:
+    """Whether training examples need their clips' optical flows (flow consistency, motion hints, warped noise)."""
+    return (cfg.flow_consistency > 0 or motion_cond or cfg.noise_warp > 0) and cfg.frames > 1
+
+
+def clip_flows(cfg: TrainConfig, indices: list[int], clips: list) -> list:
+    """The (backward flow, seen) pair of each clip (train/flow_consistency.py), cached per process."""
+    return [FLOW_CACHE(clip_seed(cfg, i), clip.video) for i, clip in zip(indices, clips)]
+
+
+def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device, clips=None, flows=None,
+               *, motion_cond: bool = False) -> Batch:
+    """Build the training examples with the given global indices (`clips`: their clips, decoded already;
+    `flows`: their `clip_flows`, computed already). `motion_cond`: the network reads motion hints; give each
+    example its clip's (train/motion.py)."""
     clips = clips if clips is not None else [source.sample(clip_seed(cfg, i)) for i in indices]
     with_frames = any(float(w) > 0 for t, w in cfg.tasks.items() if t != "t2v")
     videos, noises, sigmas, captions, tasks, masks, motion_gens = [], [], [], [], [], [], []
@@ -102,8 +113,8 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
     emb, mask = text.encode(captions)
     x0 = torch.stack(videos).to(device)  # (B, C, F, H, W)
     flow = seen = None
-    flows = [FLOW_CACHE(clip_seed(cfg, i), clip.video) for i, clip in zip(indices, clips)] \
-        if (cfg.flow_consistency > 0 or motion_cond or cfg.noise_warp > 0) and x0.shape[2] > 1 else None
+    if flows is None and needs_flows(cfg, motion_cond) and x0.shape[2] > 1:
+        flows = clip_flows(cfg, indices, clips)
     hints = [motion_from_flow(*f) for f in flows] if flows is not None else [np.zeros(3, np.float32)] * len(clips)
     measured = torch.from_numpy(np.stack(hints)).to(device)  # (B, 3) [dx, dy, 1]: how far each clip moves
     if flows is not None and cfg.flow_consistency > 0:
@@ -167,19 +178,49 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 
 class MicroBatchClips(torch.utils.data.Dataset):
-    """Item k = the clips of micro-batch k of this process (k = step * grad_accum + accumulation round), so
-    DataLoader workers can decode them ahead of the step that needs them; same clips as decoding in place."""
+    """Item k = (clips, flows) of micro-batch k of this process (k = step * grad_accum + accumulation round), so
+    DataLoader workers can decode them, and measure their optical flows when `with_flows` (the costliest CPU work
+    of a step: ~14 ms a 16-frame clip), ahead of the step that needs them; the same as computing them in place."""
 
-    def __init__(self, cfg: TrainConfig, source, micro: int, world_size: int, rank: int):
+    def __init__(self, cfg: TrainConfig, source, micro: int, world_size: int, rank: int, with_flows: bool = False):
         self.cfg, self.source, self.micro, self.world_size, self.rank = cfg, source, micro, world_size, rank
+        self.with_flows = with_flows
 
     def indices(self, k: int) -> list[int]:
         step, a = divmod(k, self.cfg.grad_accum)
         first = step * self.cfg.batch_size + (a * self.world_size + self.rank) * self.micro
         return list(range(first, first + self.micro))
 
-    def __getitem__(self, k: int) -> list:
-        return [self.source.sample(clip_seed(self.cfg, i)) for i in self.indices(k)]
+    def __getitem__(self, k: int) -> tuple[list, list | None]:
+        indices = self.indices(k)
+        clips = [self.source.sample(clip_seed(self.cfg, i)) for i in indices]
+        return clips, (clip_flows(self.cfg, indices, clips) if self.with_flows else None)
+
+
+def main_threads(workers: int) -> int | None:
+    """torch threads for a training process whose `workers` DataLoader processes keep as many cores busy: the
+    cores left to it (None: torch's default, when there are no workers). With torch's default (all cores) the
+    main process's parallel regions wait on threads the busy workers keep descheduled: on a 16-core GPU machine
+    with 14 workers that cut training to 70 clips/s, against 380 clips/s with 2 threads (H100, shapes-s, batch
+    256; docs/benchmarks.md)."""
+    if workers <= 0:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_process = cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1))  # torchrun: processes on this machine
+    return max(1, per_process - workers)
+
+
+def _as_is(item):
+    return item
+
+
+def _one_thread(_worker: int) -> None:
+    """DataLoader workers run one OpenCV thread each (torch already gives them one): N workers use N cores."""
+    try:
+        import cv2
+    except ImportError:
+        return
+    cv2.setNumThreads(1)
 
 
 def make_source(cfg: TrainConfig):
@@ -224,11 +265,21 @@ def hardware(device: torch.device) -> str:
 
 
 def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
-    """Train a text-to-video model; return the checkpoint folder. Ctrl-C saves a checkpoint before exiting."""
+    """Train a text-to-video model; return the checkpoint folder. Ctrl-C saves a checkpoint before exiting.
+    torch's thread count is the caller's again afterwards (a run may set its own: `threads`, `main_threads`)."""
+    before = torch.get_num_threads()
+    try:
+        return _train(cfg, resume=resume)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train(cfg: TrainConfig, *, resume: bool) -> Path:
     device = dist.init()
     world_size, rank = dist.world_size(), dist.rank()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    threads = cfg.threads or main_threads(cfg.workers)
+    if threads:
+        torch.set_num_threads(threads)
     if cfg.batch_size % (world_size * cfg.grad_accum):
         raise ValueError(f"batch_size {cfg.batch_size} must be divisible by processes ({world_size}) x "
                          f"grad_accum ({cfg.grad_accum})")
@@ -244,7 +295,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     source = make_source(cfg)
     if cfg.data is not None and cfg.sample_prompts == TrainConfig().sample_prompts:
         cfg.sample_prompts = sorted({c for c in (source.sample(i).caption for i in range(8))})[:4]  # shapes -> data
-    text = TextEncoder(cfg.text_encoder)
+    text = TextEncoder(cfg.text_encoder, device=device)  # on a GPU, uncached captions cost ~nothing
     if getattr(source, "text_cache", None) is not None:  # a preprocessed folder: its captions are embedded already
         dist.print0(f"text embeddings: {text.load_cache(source.text_cache)} captions from {source.text_cache}")
     net = build_unet(cfg.model, **cfg.model_overrides, text_dim=text.dim).to(device)
@@ -336,14 +387,15 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
     last_ckpt, autocast = time.time(), contextlib.nullcontext()
     if cfg.bf16:
         autocast = torch.autocast(device.type, dtype=torch.bfloat16)
-    micro_batches = MicroBatchClips(cfg, source, micro, world_size, rank)
+    # networks from elsewhere (the benchmarks' peers) have neither motion hints nor a planner
+    motion_cond, planner = getattr(net.config, "motion_cond", False), getattr(net, "planner", None) is not None
+    micro_batches = MicroBatchClips(cfg, source, micro, world_size, rank, with_flows=needs_flows(cfg, motion_cond))
     prefetched = None
     if cfg.workers > 0:  # decode the next micro-batches in worker processes while this one trains
         prefetched = iter(torch.utils.data.DataLoader(
             micro_batches, batch_size=None, sampler=itertools.count(step * cfg.grad_accum),
-            num_workers=cfg.workers, prefetch_factor=2, persistent_workers=False))
-    # networks from elsewhere (the benchmarks' peers) have neither motion hints nor a planner
-    motion_cond, planner = getattr(net.config, "motion_cond", False), getattr(net, "planner", None) is not None
+            num_workers=cfg.workers, prefetch_factor=2, persistent_workers=False, worker_init_fn=_one_thread,
+            collate_fn=_as_is))  # as the worker made them (the default turns numpy arrays into tensors)
     try:
         while (cfg.steps is None or step < cfg.steps) and elapsed < budget_s:
             t0 = time.time()
@@ -353,8 +405,8 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
             loss_sum = torch.zeros((), device=device)
             for a in range(cfg.grad_accum):
                 k = step * cfg.grad_accum + a
-                clips = next(prefetched) if prefetched is not None else None
-                batch = make_batch(cfg, source, text, micro_batches.indices(k), device, clips,
+                clips, flows = next(prefetched) if prefetched is not None else (None, None)
+                batch = make_batch(cfg, source, text, micro_batches.indices(k), device, clips, flows,
                                    motion_cond=motion_cond)
                 if is_image_step(cfg, step):
                     batch = as_images(batch)
