@@ -67,11 +67,12 @@ def test_resume_a_copied_run_writes_to_the_copy(tiny_run, tmp_path):
 
 def test_evaluate_writes_a_report(tiny_run, tmp_path):
     r = run("evaluate", "--model", str(tiny_run), "--n", "4", "--steps", "2", "--split", "canonical",
-            "--out", str(tmp_path / "eval"))
+            "--noise-warp", "0.5", "--out", str(tmp_path / "eval"))
     assert r.returncode == 0, r.stderr
     report = json.loads((tmp_path / "eval" / "report.json").read_text())
     result = report["results"][0]
     assert result["protocol"]["n"] == 4 and 0 <= result["colour_and_direction_accuracy"] <= 1
+    assert result["protocol"]["noise_warp"] == 0.5  # the sampling noise the report was made with
     assert "| canonical | 4 |" in (tmp_path / "eval" / "summary.md").read_text()
     assert result["stability"]["mean_dynamic_degree"] >= 0  # the flow metrics are part of every report
 
@@ -124,8 +125,9 @@ def test_export_is_loadable_and_close(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     (tmp_path / "notes.md").write_text("Trained for two steps: a test model.")
     r = run("export", str(tiny_run), str(tmp_path / "release"), "--report", str(tmp_path / "eval" / "report.json"),
-            "--notes", str(tmp_path / "notes.md"))
+            "--notes", str(tmp_path / "notes.md"), "--trajectory-sigma", "1.5")
     assert r.returncode == 0, r.stderr
+    assert load(tmp_path / "release").trajectory_sigma == 1.5  # a sampling default saved with the model
     assert not (tmp_path / "release" / "training_state.pt").exists()
     card = (tmp_path / "release" / "MODEL_CARD.md").read_text()
     assert "`stillmotion train --preset shapes-tiny --steps 2" in card  # the exact command, from the record

@@ -233,3 +233,16 @@ def test_reconstruction_errors_teach():
         ssim(video, to_float(video))
     with pytest.raises(ValueError, match="smaller odd win_size"):
         ssim(video[:, :8, :8], video[:, :8, :8])
+
+
+def test_report_summary_names_the_hardware_of_each_training_stage():
+    """A model fine-tuned on another machine: the summary splits the minutes by machine, never credits all to the
+    last one."""
+    from stillmotion.eval.prompt_following import _record_line
+
+    cpu = {"step": 100, "wall_clock_s": 600.0, "hardware": "Some CPU, 2 CPU cores", "commands": ["stillmotion train a"]}
+    gpu = {"step": 50, "wall_clock_s": 120.0, "hardware": "Some GPU", "commands": ["stillmotion train b"],
+           "init_from": {**cpu, "init_from": dict(cpu)}}
+    line = _record_line(gpu)
+    assert line.startswith("150 steps in 3 stage(s), 20.0 min on Some CPU, 2 CPU cores + 2.0 min on Some GPU;")
+    assert line.endswith("last command: `stillmotion train b`")

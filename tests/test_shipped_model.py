@@ -57,3 +57,16 @@ def test_shipped_model_plans_the_asked_direction(pipe):
     read = [compass(float(dx), float(dy)) for dx, dy in plan[:, :2]]
     assert sum(r == d for r, d in zip(read, directions)) >= 7, list(zip(directions, read))
     assert pipe.noise_warp == 1.0  # sampling pans the noise along that plan
+
+
+def test_shipped_model_moves_objects_the_asked_way(pipe):
+    """With its default sampling (trajectory anchoring along the plan, diffusion/trajectory.py) the shipped model
+    moves the object the asked way: the model card reports ~0.9 direction on 256 plainly worded prompts; 6 of 8 leaves
+    room for that, not for chance (1 in 8 per clip). Without anchoring it would fail this (about 0.24)."""
+    directions = ["left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"]
+    colours = list(COLOURS)
+    assert pipe.trajectory_sigma > 0  # the shipped config's sampling entry turns anchoring on
+    prompts = [f"a {c} square moving {d}" for c, d in zip(colours, directions)]
+    readings = [read_clip(v) for v in to_uint8(pipe(prompts, steps=20, seed=0, progress=False))]
+    hits = sum(r.direction == d for r, d in zip(readings, directions))
+    assert hits >= 6, [(d, r.direction) for r, d in zip(readings, directions)]

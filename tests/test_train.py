@@ -172,6 +172,13 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
     with pytest.raises(ValueError, match="do not fit model"):
         train(make_config("shapes-tiny", {"out": str(tmp_path / "c"), "steps": 1, "init_from": str(tmp_path / "a"),
                                           "model_overrides": '{"channels": [8, 24]}'}))
+    # a net without coordinate channels grows them (at zero) when the new run asks for coords
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "d"), "steps": 1, "lr": "1e-12",
+                                      "init_from": str(tmp_path / "a"), "model_overrides": '{"coords": true}'}))
+    d = checkpoint.load_weights(tmp_path / "d")
+    assert d["conv_in.weight"].shape[1] == a["conv_in.weight"].shape[1] + 2
+    assert d["conv_in.weight"][:, -2:].abs().max() < 1e-9  # started at zero (one step of lr 1e-12 since)
+    assert max((a[k] - d[k]).abs().max().item() for k in a if k != "conv_in.weight") < 1e-6
 
 
 def test_segment_budgets_are_cumulative_and_increasing():

@@ -244,3 +244,24 @@ def test_coordinate_channels_give_absolute_position():
         blind = net(x, torch.zeros(1), text_cond(1))
         assert net(x[:, :, :1], torch.zeros(1), text_cond(1)).shape == (1, 3, 1, 16, 16)  # images too
     assert (out - blind).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("patch", [1, 2])
+def test_coordinate_channels_grown_into_a_trained_net_change_nothing_until_trained(patch):
+    """add_coord_inputs: a net trained without `coords` loads into one with them and computes the same function."""
+    from stillmotion.models.unet import add_coord_inputs
+
+    torch.manual_seed(0)
+    plain = build_unet("tiny", patch_size=patch)
+    for p in plain.parameters():  # a "trained" net: no zero-initialised layer left
+        torch.nn.init.normal_(p, std=0.05)
+    grown = build_unet("tiny", patch_size=patch, coords=True)
+    weights, added = add_coord_inputs(plain.state_dict(), grown.config)
+    assert added and weights["conv_in.weight"].shape == grown.conv_in.weight.shape
+    grown.load_state_dict(weights)
+    x = torch.randn(2, 3, 4, 16, 16)
+    cond = Cond(text=torch.randn(2, 5, grown.config.text_dim), text_mask=torch.ones(2, 5, dtype=torch.bool))
+    assert torch.allclose(grown(x, torch.zeros(2), cond), plain(x, torch.zeros(2), cond), atol=1e-5)
+    grown.conv_in.weight.data[:, -1] += 1.0  # the coordinate channels now matter: the function changes
+    assert not torch.allclose(grown(x, torch.zeros(2), cond), plain(x, torch.zeros(2), cond), atol=1e-3)
+    assert add_coord_inputs(grown.state_dict(), grown.config)[1] is False  # already fits: unchanged

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from stillmotion.cli.common import nonnegative_float
+
 # ------------------------------------------------------------------------------------------------ info
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -53,7 +55,8 @@ def _run_export(args: argparse.Namespace) -> int:
     for path in (args.report, args.notes):
         if path and not os.path.isfile(path):
             raise FileNotFoundError(f"no such file: '{path}'")
-    dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16)
+    sampling = {"trajectory_sigma": args.trajectory_sigma} if args.trajectory_sigma is not None else None
+    dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16, sampling=sampling)
     card = write_model_card(dest, args.report, args.notes)
     size = (dest / "model.safetensors").stat().st_size / 1e6
     print(f"wrote {dest} (model.safetensors {size:.1f} MB, config.json, {card.name})")
@@ -67,6 +70,9 @@ def _add_export(subparsers) -> None:
     p.add_argument("--float32", action="store_true", help="keep float32 weights (twice the size)")
     p.add_argument("--report", default=None, help="report.json from `stillmotion evaluate`, for the model card")
     p.add_argument("--notes", default=None, help="a markdown file of limitations and notes for the model card")
+    p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
+                   help="sample by default with trajectory anchoring at this noise level (saved in config.json's "
+                        "sampling entry; diffusion/trajectory.py; 0: off)")
     p.set_defaults(func=_run_export)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stillmotion.cli.common import check_writable, positive_int, unit_float
+from stillmotion.cli.common import check_writable, nonnegative_float, positive_int, unit_float
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -34,7 +34,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
                              sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
                              strategy=args.strategy, motion=args.motion, noise_warp=args.noise_warp,
-                             progress=not args.quiet, **known)
+                             trajectory_sigma=args.trajectory_sigma, progress=not args.quiet, **known)
                         for i in range(args.n)])
     sampled = time.time()
     out = Path(args.out)
@@ -74,6 +74,10 @@ def _add_generate(subparsers) -> None:
     p.add_argument("--noise-warp", type=unit_float, default=None, metavar="A",
                    help="how much the starting noise follows the motion (0: independent per frame, 1: frame 0's "
                         "noise moved along it; diffusion/noise_warp.py). Default: what the model was trained with")
+    p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
+                   help="at this noise level, every frame becomes frame 0 moved along the motion (the plan or "
+                        "--motion) and denoising goes on (diffusion/trajectory.py); 0: off. Default: the model's "
+                        "(its config's sampling entry)")
     p.add_argument("--frames-from", default=None, metavar="FILE",
                    help="known frames from an image or a video: image-to-video, continuing a video, or keyframes "
                         "to fill in between (see --keep; needs a model trained with those frame tasks)")

@@ -34,6 +34,7 @@ from stillmotion.eval.probe import compass, read_clip
 from stillmotion.eval.temporal import temporal_report
 
 TEMPORAL_KEYS = ("warping_error", "flicker", "dynamic_degree")  # from eval.temporal, averaged over clips
+JUMP_FRACTION = 0.2  # a clip "jumps" when its centroid moves more than this fraction of the width in one frame
 
 
 def single_object_prompts(n: int, *, seed: int = 0, split: str = "heldout") -> list[tuple[str, dict]]:
@@ -102,12 +103,15 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
         "metric": "prompt following (pixel probe, single-object shapes prompts)",
         "protocol": {"n": n, "seed": seed, "split": split, "steps": steps, "sampler": sampler, "guidance": guidance,
                      "judge": "stillmotion.eval.probe.read_clip", "frames": int(videos.shape[2]),
-                     "size": int(videos.shape[-1]), "noise_warp": getattr(pipe, "noise_warp", 0.0)},
+                     "size": int(videos.shape[-1]), "noise_warp": getattr(pipe, "noise_warp", 0.0),
+                     "trajectory_sigma": getattr(pipe, "trajectory_sigma", 0.0)},
         "colour_accuracy": frac("colour_ok"),
         "direction_accuracy": frac("direction_ok"),
         "colour_and_direction_accuracy": both,
         "stability": {
             "vanished_clips": sum(1 for row in rows if row["visible_frames"] < 1),
+            # teleporting: the centroid jumps further between two frames than 6x the world's fastest step
+            "jumping_clips": sum(1 for row in finite if row["max_jump"] > JUMP_FRACTION * int(videos.shape[-1])),
             "median_area_cv": float(np.median([row["area_cv"] for row in finite])) if finite else None,
             "median_colour_drift": float(np.median([row["colour_drift"] for row in finite])) if finite else None,
             "median_max_jump_px": float(np.median([row["max_jump"] for row in finite])) if finite else None,
@@ -185,8 +189,12 @@ def _record_line(record: dict) -> str:
     from stillmotion.train.model_card import training_stages
 
     stages = training_stages(record)
-    return (f"{sum(s.get('step', 0) for s in stages)} steps in {len(stages)} stage(s), "
-            f"{sum(s.get('wall_clock_s', 0) for s in stages) / 60:.1f} min on {record.get('hardware', '?')}; "
+    minutes: dict[str, float] = {}  # hardware -> minutes (stages may have run on different machines)
+    for s in stages:
+        hw = s.get("hardware", "?")
+        minutes[hw] = minutes.get(hw, 0.0) + s.get("wall_clock_s", 0) / 60
+    where = " + ".join(f"{m:.1f} min on {hw}" for hw, m in minutes.items())
+    return (f"{sum(s.get('step', 0) for s in stages)} steps in {len(stages)} stage(s), {where}; "
             f"last command: `{(record.get('commands') or ['?'])[-1]}`")
 
 
@@ -194,18 +202,21 @@ def write_summary(report: dict, path) -> None:
     """A short markdown table of a report from `stillmotion evaluate`."""
     lines = [f"# Prompt following: {report['model']}", "",
              f"Training: {_record_line(report.get('record') or {})}", "",
-             "| wording | n | colour | direction | colour and direction | vanished | warping error | flicker | "
-             "dynamic degree | s/clip |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| wording | n | colour | direction | colour and direction | vanished | jumping | warping error | "
+             "flicker | dynamic degree | s/clip |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["results"]:
         p = r["protocol"]
         lines.append(f"| {p['split']} | {p['n']} | {r['colour_accuracy']:.3f} | {r['direction_accuracy']:.3f} | "
                      f"{r['colour_and_direction_accuracy']:.3f} | {r['stability']['vanished_clips']} | "
+                     f"{r['stability'].get('jumping_clips', '?')} | "
                      + "".join(f"{r['stability'].get('mean_' + k, float('nan')):.2f} | " for k in TEMPORAL_KEYS)
                      + f"{r['seconds_per_clip']:.2f} |")
     p = report["results"][0]["protocol"] if report["results"] else {}
     lines += ["", f"Protocol: {p.get('sampler')} sampler, {p.get('steps')} steps, guidance {p.get('guidance')}, "
-              f"{p.get('frames')} frames of {p.get('size')}x{p.get('size')}, seed {p.get('seed')}; judged by the "
+              f"{p.get('frames')} frames of {p.get('size')}x{p.get('size')}, seed {p.get('seed')}, noise warp "
+              f"{p.get('noise_warp', 0.0)}, trajectory anchoring at sigma {p.get('trajectory_sigma', 0.0)} (0: off); "
+              "judged by the "
               "pixel probe (stillmotion.eval.probe): nearest palette colour of the median foreground pixel, and "
               "the centroid's displacement between the first and last third of the clip in 8 compass bins. "
               "Prompts cycle through all 64 colour x direction pairs; held-out wordings never occur in training.",

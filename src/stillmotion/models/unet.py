@@ -44,6 +44,25 @@ TEMPORAL_KEYS = ("tconv", "tattn", "tpos", "ttext", "tmotion", "planner")
 FRAME_FEATURES = 16  # Fourier features of a frame's position in the clip
 
 
+def add_coord_inputs(weights: dict[str, Tensor], config: UNetConfig) -> tuple[dict[str, Tensor], bool]:
+    """Weights of a network built without `coords`, for one built with them (same config otherwise).
+
+    pixel_unshuffle orders conv_in's input channels channel-major, so the coordinate channels, appended last, are
+    the last 2 * patch_size^2 input channels of conv_in: they start at zero, and the network computes exactly what
+    it computed without them until training finds a use for them.
+
+    Returns:
+        (weights, grown): grown is True when conv_in was widened (False: the weights already fit, or do not
+        come from such a network and are returned unchanged).
+    """
+    w = weights.get("conv_in.weight")
+    extra = 2 * config.patch_size ** 2
+    if not config.coords or w is None or w.shape[1] != (2 * config.in_channels + 1) * config.patch_size ** 2:
+        return weights, False
+    grown = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)  # (C0, in + extra, 3, 3)
+    return {**weights, "conv_in.weight": grown}, True
+
+
 def frame_position_features(frames: int, device=None) -> Tensor:
     """Where each frame sits in the clip, as (F, FRAME_FEATURES) Fourier features of u = f / (F - 1) in [0, 1].
 

@@ -19,6 +19,7 @@ from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.samplers import SAMPLERS, sample
 from stillmotion.diffusion.schedules import get_sigmas
+from stillmotion.diffusion.trajectory import anchor_mask, follow_trajectory
 from stillmotion.models.planner import plan_hint, plan_std
 from stillmotion.models.text import TextEncoder
 
@@ -33,7 +34,8 @@ class TextToVideo:
         text: the text encoder the model was trained with.
         frames, size: the default clip shape (the model was trained on it; other frame counts also work).
         info: the checkpoint's config (kept for `stillmotion info` and reports); its "sampling" entry gives the
-            default strategy (see `__call__`), its "diffusion" entry the noise warp the model was trained with.
+            default strategy and trajectory anchoring (see `__call__`), its "diffusion" entry the noise warp the
+            model was trained with.
     """
 
     def __init__(self, denoiser: Denoiser, text: TextEncoder, *, frames: int = 16, size: int = 32,
@@ -44,6 +46,7 @@ class TextToVideo:
         self.info = info or {}
         self.strategy = self.info.get("sampling", {}).get("strategy", "joint")
         self.noise_warp = float(self.info.get("diffusion", {}).get("noise_warp", 0.0))
+        self.trajectory_sigma = float(self.info.get("sampling", {}).get("trajectory_sigma", 0.0))
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> TextToVideo:
@@ -93,8 +96,8 @@ class TextToVideo:
                  size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
                  guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
                  known_frames: Tensor | None = None, frame_mask: Tensor | None = None,
-                 strategy: str | None = None, motion=None, noise_warp: float | None = None, progress: bool = True,
-                 callback=None) -> Tensor:
+                 strategy: str | None = None, motion=None, noise_warp: float | None = None,
+                 trajectory_sigma: float | None = None, progress: bool = True, callback=None) -> Tensor:
         """Generate one clip per prompt.
 
         Args:
@@ -117,6 +120,10 @@ class TextToVideo:
             noise_warp: how much the starting noise follows that motion (diffusion/noise_warp.py; 0 = independent
                 noise per frame). None: what the model was trained with. Models trained with warped noise take
                 their motion from it (with no motion known, the noise stays put, as it did for still clips).
+            trajectory_sigma: when the sampler reaches this noise level, every frame becomes frame 0 moved along
+                that motion, and denoising goes on from there (diffusion/trajectory.py); only clips whose motion
+                is known (a confident plan or a hint) and travels at least MIN_TRAVEL, and only without known
+                frames. 0: off. None: the model's default (its config's "sampling" entry, else 0).
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -147,12 +154,17 @@ class TextToVideo:
         warp = self.noise_warp if noise_warp is None else float(noise_warp)
         if not 0.0 <= warp <= 1.0:
             raise ValueError(f"noise_warp must be in [0, 1] (got {noise_warp})")
+        anchor_at = self.trajectory_sigma if trajectory_sigma is None else float(trajectory_sigma)
+        if anchor_at < 0:
+            raise ValueError(f"trajectory_sigma must be >= 0 (0: off; got {trajectory_sigma})")
         motion_cond = getattr(getattr(net, "config", None), "motion_cond", False)
         displacement = torch.zeros(b, 2)  # (B, 2) the motion the noise follows (canvas fractions over the clip)
+        known_motion = torch.zeros(b, dtype=torch.bool)  # (B,) a confident plan or a user's hint
         if motion is None and getattr(net, "planner", None) is not None:
             plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3), from the tokens encoded above
             cond.motion, uncond.motion = plan_hint(plan), motion_hint(None, b).to(device)
             displacement = plan[:, :2].cpu()  # the planned mean, even where the plan is unsure (as trained)
+            known_motion = cond.motion[:, 2].cpu() > 0
         elif motion is not None and motion != "none":
             if not motion_cond and warp == 0:
                 raise ValueError("this model was not trained with motion hints (motion_cond) or warped noise; drop "
@@ -162,6 +174,8 @@ class TextToVideo:
             if motion_cond:
                 cond.motion = uncond.motion = hint
             displacement = hint[:, :2].cpu()
+            known_motion[:] = True
+        anchored = anchor_mask(displacement, known_motion)  # (B,) clips that trajectory anchoring moves
         if isinstance(guidance, Tensor):
             guidance = guidance.to(device)
         g = torch.Generator(device).manual_seed(seed)
@@ -183,6 +197,12 @@ class TextToVideo:
                 if callback is not None:
                     callback(info)
 
+            # trajectory anchoring: sample down to the first level <= anchor_at, move the frames, sample on
+            k = int((sigmas[:-1] > anchor_at).sum()) if anchor_at > 0 and known is None and frames > 1 else 0
+            if 0 < k < len(sigmas) - 1 and anchored.any():
+                x = sample(sampler, denoise, x, sigmas[:k + 1], generator=g, callback=on_step)
+                x = follow_trajectory(x, displacement, anchored)
+                sigmas = sigmas[k:]
             video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
             if known is not None:  # known frames are returned exactly as given
                 keep = cond.frame_mask[:, None, :, None, None]

@@ -88,11 +88,13 @@ def load_training_state(path: str | Path) -> dict:
     return torch.load(f, map_location="cpu", weights_only=True)
 
 
-def export(src: str | Path, dest: str | Path, *, dtype: torch.dtype | None = torch.float16) -> Path:
+def export(src: str | Path, dest: str | Path, *, dtype: torch.dtype | None = torch.float16,
+           sampling: dict | None = None) -> Path:
     """Write an inference-only copy of a checkpoint (no optimizer state), optionally in half precision.
 
     This is how the shipped model is made: its weights are stored in float16 (half the size in git) and
-    loaded back into float32, and it is evaluated as stored.
+    loaded back into float32, and it is evaluated as stored. `sampling` updates the config's "sampling" entry,
+    the defaults the pipeline samples with (e.g. {"trajectory_sigma": 1.0}, chosen by evaluating the model).
     """
     folder = resolve(src)
     config = load_config(folder)
@@ -105,6 +107,7 @@ def export(src: str | Path, dest: str | Path, *, dtype: torch.dtype | None = tor
     save_file({k: v.contiguous() for k, v in weights.items()}, str(tmp), metadata={"format": FORMAT})
     tmp.replace(dest / "model.safetensors")
     config = {k: v for k, v in config.items() if k not in ("format", "version")}
+    config["sampling"] = {**config.get("sampling", {}), **(sampling or {})}
     config["record"] = {**config.get("record", {}), "exported_from": str(folder),
                         "stored_dtype": str(dtype or "as trained").replace("torch.", "")}
     tmp = dest / "config.json.tmp"

@@ -36,7 +36,7 @@ from stillmotion.diffusion.schedules import sample_training_sigmas
 from stillmotion.models.planner import plan_loss
 from stillmotion.models.registry import build_unet, count_params
 from stillmotion.models.text import TextEncoder
-from stillmotion.models.unet import TEMPORAL_KEYS
+from stillmotion.models.unet import TEMPORAL_KEYS, add_coord_inputs
 from stillmotion.train import checkpoint, dist
 from stillmotion.train.config import TrainConfig, save_json
 from stillmotion.train.ema import EMA
@@ -302,6 +302,8 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
     init_record = None
     if cfg.init_from and not resume:
         weights = {k: v.float() for k, v in checkpoint.load_weights(cfg.init_from).items()}
+        weights, coords_added = add_coord_inputs(weights, net.config) if hasattr(net.config, "coords") \
+            else (weights, False)
         try:
             result = net.load_state_dict(weights, strict=False)
         except RuntimeError as e:
@@ -315,7 +317,8 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
         init_record = {"path": str(checkpoint.resolve(cfg.init_from)),
                        **checkpoint.load_config(cfg.init_from).get("record", {})}  # provenance for model cards
         dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
-                    + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else ""))
+                    + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else "")
+                    + ("; its input layer gains the coordinate channels, at zero" if coords_added else ""))
     if getattr(net.config, "text_whiten", False) and not cfg.init_from and not resume:
         fit_text_whitening(net, text, source, cfg)
     ema = EMA(net, cfg.ema_decay)

@@ -50,14 +50,16 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
               f"prompt dropout {train.get('cfg_dropout')}. The last stage's full config is in `config.json`."]
     if report:
         lines += ["", "## Evaluation", "",
-                  "| prompt wording | n | colour | direction | colour and direction | vanished | warping error | "
-                  "flicker | dynamic degree (px/frame) | s/clip |", "|---|---|---|---|---|---|---|---|---|---|"]
+                  "| prompt wording | n | colour | direction | colour and direction | vanished | jumping | warping "
+                  "error | flicker | dynamic degree (px/frame) | s/clip |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in report["results"]:
             p, st = r["protocol"], r["stability"]
             nan = float("nan")
             lines.append(f"| {p['split']} | {p['n']} | {r['colour_accuracy']:.3f} | {r['direction_accuracy']:.3f} | "
                          f"{r['colour_and_direction_accuracy']:.3f} | {st['vanished_clips']} | "
-                         f"{st.get('mean_warping_error', nan):.1f} | {st.get('mean_flicker', nan):.1f} | "
+                         f"{st.get('jumping_clips', '?')} | {st.get('mean_warping_error', nan):.1f} | "
+                         f"{st.get('mean_flicker', nan):.1f} | "
                          f"{st.get('mean_dynamic_degree', nan):.2f} | {r['seconds_per_clip']:.2f} |")
         p = report["results"][0]["protocol"]
         lines += ["", f"Evaluated model: `{report.get('model')}` (`shipped` = these weights, as stored). "
@@ -65,11 +67,15 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
                   f"{p['guidance']}, seed {p['seed']}, one clip per prompt"
                   + (f", starting noise warped along the motion the model plans from the prompt (noise_warp "
                      f"{p['noise_warp']})" if p.get("noise_warp") else "")
+                  + (f", frames anchored to the middle frame moved along that motion at noise level "
+                     f"{p['trajectory_sigma']} (trajectory anchoring)" if p.get("trajectory_sigma") else "")
                   + "; prompts cycle through all 64 colour x "
                   "direction pairs of single-object scenes. Judge: the pixel probe (`stillmotion.eval.probe`): "
                   "colour = palette colour nearest the median foreground pixel, direction = centroid displacement "
                   "between the first and last third of the clip in 8 compass bins. 'heldout' prompts use sentence "
-                  "shapes and synonyms that no training caption uses. Warping error and flicker are in 0-255 levels "
+                  "shapes and synonyms that no training caption uses. 'jumping' counts clips whose object moves more "
+                  "than a fifth of the frame between two frames (teleporting). Warping error and flicker are in 0-255 "
+                  "levels "
                   "(`stillmotion.eval.temporal`, Farneback flow with a forward-backward occlusion check)."]
     if notes:
         lines += ["", "## Limitations and notes", "", notes.strip()]

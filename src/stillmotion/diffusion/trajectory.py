@@ -1,0 +1,73 @@
+"""Trajectory anchoring: partway through sampling, every frame becomes one frame moved along the motion asked for.
+
+A sampler decides the coarse layout of a clip (where the object is) at the high noise levels and the details at
+the low ones. Anchoring steps in between: at noise level `sigma`, frame f of the partly denoised clip is replaced
+by the anchor frame a translated by the motion between them ((u_f - u_a) * displacement, u_f = f / (F - 1),
+integer pixels), and the sampler denoises on from there, the network filling in edges and details and keeping the
+frames together. The motion thus comes from the plan (the prompt's motion planner, or the user's hint) and the
+content from the model, as in Text2Video-Zero's "motion dynamics in latent codes" (Khachatryan et al. 2023), here
+with one global translation per clip and at a chosen noise level instead of a fixed number of DDIM steps.
+
+Both parts of the noisy frame move: its content and its noise. A model trained with warped noise
+(diffusion/noise_warp.py, noise = one canvas panning along the clip's motion) was trained on exactly such clips:
+a clip that moves by the displacement, with noise that pans by it.
+
+    x = follow_trajectory(x, displacement, anchored)  # x: (B, C, F, H, W) at the anchoring noise level
+
+The anchor is the middle frame by default: the path is then centred where the model put the object mid-clip, so
+a model that placed it near the edge it should move towards loses it off the canvas less often than with frame 0
+as the anchor. The frames are circular shifts of the anchor: what leaves one edge enters at the other, so every
+frame holds exactly the anchor's pixels and noise (still N(0, sigma^2) per pixel). Keeping each frame's own pixels
+where the shifted anchor leaves a gap instead kept the objects the model had drawn there too: duplicates, and on 64
+plainly worded prompts direction 0.94 and 2 jumping clips against 0.98 and 1 with the shift (0.47 / 5 against
+0.52 / 0 on held-out wordings). An object whose path leaves the canvas wraps around (it jumps).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from stillmotion.diffusion.noise_warp import frame_shifts
+
+# displacements shorter than this (canvas fractions over the clip) are not anchored: the shipped planner reads
+# 0.10-0.14 for rotating objects (their centroid stays put) and >= 0.25 for the shapes world's slowest travel
+MIN_TRAVEL = 0.15
+
+
+def follow_trajectory(x: Tensor, displacement: Tensor, anchored: Tensor | None = None,
+                      anchor_frame: int | None = None) -> Tensor:
+    """Every frame of each clip replaced by its anchor frame translated along its displacement.
+
+    Args:
+        x: (B, C, F, H, W) the partly denoised clips.
+        displacement: (B, 2) [dx, dy] canvas fractions over the whole clip (x right, y down).
+        anchored: (B,) bool, which clips to anchor (None: all); the others are returned unchanged.
+        anchor_frame: the frame the others are made from (None: the middle one, F // 2).
+
+    Returns:
+        (B, C, F, H, W): frame f is the anchor rolled by shift_f - shift_a, shift_f = round(u_f * displacement *
+        size) (noise_warp.frame_shifts).
+    """
+    b, _, frames, height, width = x.shape
+    if displacement.shape != (b, 2):
+        raise ValueError(f"follow_trajectory: displacement has shape {tuple(displacement.shape)}; expected ({b}, 2)")
+    if frames == 1:
+        return x
+    a = frames // 2 if anchor_frame is None else anchor_frame
+    if not 0 <= a < frames:
+        raise ValueError(f"follow_trajectory: anchor_frame {anchor_frame} is outside the clip's {frames} frames")
+    anchored = torch.ones(b, dtype=torch.bool) if anchored is None else anchored.detach().bool().cpu()
+    shifts = frame_shifts(displacement, frames, height, width)  # (B, F, 2) [shift_x, shift_y]
+    shifts = shifts - shifts[:, a:a + 1]  # relative to the anchor frame
+    out = x.clone()
+    for i in torch.nonzero(anchored).flatten().tolist():
+        for f, (sx, sy) in enumerate(shifts[i].tolist()):
+            out[i, :, f] = torch.roll(x[i, :, a], shifts=(sy, sx), dims=(-2, -1))  # (C, H, W)
+    return out
+
+
+def anchor_mask(displacement: Tensor, given: Tensor, min_travel: float = MIN_TRAVEL) -> Tensor:
+    """(B,) bool: the clips to anchor: a motion is known (`given`, (B,)) and travels at least `min_travel`.
+    Still, growing, shrinking or rotating objects (their centroid stays put) are left to the model."""
+    return given.detach().cpu().bool() & (displacement.detach().cpu().norm(dim=1) >= min_travel)

@@ -1,0 +1,66 @@
+"""Trajectory anchoring: frames become frame 0 moved along the motion, at the asked noise level, only where a
+motion is known."""
+
+import pytest
+import torch
+
+from stillmotion.diffusion.trajectory import anchor_mask, follow_trajectory
+
+
+def test_frames_become_the_anchor_moved_and_what_leaves_one_edge_enters_at_the_other():
+    x = torch.randn(2, 3, 16, 32, 32, generator=torch.Generator().manual_seed(0))
+    out = follow_trajectory(x, torch.tensor([[-0.25, 0.0], [0.25, 0.5]]), torch.tensor([True, False]), anchor_frame=0)
+    assert torch.equal(out[1], x[1])  # not anchored: untouched
+    assert torch.equal(out[0, :, 0], x[0, :, 0])  # frame 0 is the anchor
+    # clip 0 moves a quarter of 32 px left over the clip: frame 15 is frame 0 moved 8 px left ...
+    assert torch.equal(out[0, :, 15, :, :24], x[0, :, 0, :, 8:])
+    assert torch.equal(out[0, :, 15, :, 24:], x[0, :, 0, :, :8])  # ... its left 8 columns enter on the right
+    assert torch.equal(out[0, :, 8, :, :28], x[0, :, 0, :, 4:])  # u = 8/15 of 8 px = 4 px at frame 8
+    down = follow_trajectory(x, torch.tensor([[0.0, 0.5], [0.0, 0.0]]))  # anchored on the middle frame, 8
+    assert torch.equal(down[0, :, 8], x[0, :, 8])
+    # frames are shifted round(16 px * f/15) from frame 0's place: frame 8 by 9, frame 15 by 16
+    assert torch.equal(down[0, :, 15, 7:], x[0, :, 8, :25])  # frame 15: 7 px below frame 8
+    assert torch.equal(down[0, :, 0, :23], x[0, :, 8, 9:])  # frame 0: 9 px above it
+    assert torch.equal(down[0, :, 0], torch.roll(x[0, :, 8], -9, dims=-2))  # every frame: the anchor's own pixels
+    assert torch.equal(down[1], x[1, :, 8:9].expand_as(x[1]))  # anchored with no motion: a still clip
+    assert torch.equal(follow_trajectory(x[:, :, :1], torch.ones(2, 2)), x[:, :, :1])  # one frame: nothing moves
+
+
+def test_only_known_motions_that_travel_are_anchored():
+    d = torch.tensor([[-0.3, 0.0], [0.1, 0.1], [0.4, 0.4], [0.0, 0.0]])
+    given = torch.tensor([True, True, False, True])
+    assert anchor_mask(d, given).tolist() == [True, False, False, False]
+    with pytest.raises(ValueError, match="expected \\(2, 2\\)"):
+        follow_trajectory(torch.zeros(2, 3, 4, 8, 8), torch.zeros(3, 2))
+    with pytest.raises(ValueError, match="outside the clip's 4 frames"):
+        follow_trajectory(torch.zeros(2, 3, 4, 8, 8), torch.zeros(2, 2), anchor_frame=4)
+
+
+def test_pipeline_anchors_at_the_asked_level_with_the_hint(tmp_path, monkeypatch):
+    from stillmotion.pipelines import text_to_video
+    from stillmotion.train.config import make_config
+    from stillmotion.train.loop import train
+
+    run = train(make_config("shapes-tiny", {"steps": 1, "model_overrides": {"motion_cond": True},
+                                            "out": str(tmp_path / "m")}))
+    pipe = text_to_video.TextToVideo.from_pretrained(run)
+    assert pipe.trajectory_sigma == 0.0  # off unless the model's config or the caller asks
+    calls, events = [], []  # events: the sampler's noise levels in order, and "anchor" where anchoring ran
+    real = text_to_video.follow_trajectory
+
+    def spy(x, d, a):
+        calls.append((d.clone(), a.clone()))
+        events.append("anchor")
+        return real(x, d, a)
+    monkeypatch.setattr(text_to_video, "follow_trajectory", spy)
+    pipe("a red circle moving left", steps=10, motion="left", trajectory_sigma=1.0, progress=False,
+         callback=lambda info: events.append(float(info["sigma"])))
+    assert len(calls) == 1 and calls[0][0][0, 0] < 0 and calls[0][1].tolist() == [True]
+    assert len(events) == 11  # the same 10 steps, in two runs of the sampler
+    at = events.index("anchor")
+    assert events[at - 1] > 1.0 >= events[at + 1]  # anchored before the first step at a level <= 1
+    pipe("a red circle", steps=10, motion="static", trajectory_sigma=1.0, progress=False)  # travels 0: not anchored
+    pipe("a red circle moving left", steps=10, motion="left", progress=False)  # off by default
+    assert len(calls) == 1
+    with pytest.raises(ValueError, match="trajectory_sigma must be >= 0"):
+        pipe("a red circle", steps=1, trajectory_sigma=-1.0, progress=False)
