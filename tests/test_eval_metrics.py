@@ -244,5 +244,5 @@ def test_report_summary_names_the_hardware_of_each_training_stage():
     gpu = {"step": 50, "wall_clock_s": 120.0, "hardware": "Some GPU", "commands": ["stillmotion train b"],
            "init_from": {**cpu, "init_from": dict(cpu)}}
     line = _record_line(gpu)
-    assert line.startswith("150 steps in 3 stage(s), 20.0 min on Some CPU, 2 CPU cores + 2.0 min on Some GPU;")
+    assert line.startswith("250 steps in 3 stage(s), 20.0 min on Some CPU, 2 CPU cores + 2.0 min on Some GPU;")
     assert line.endswith("last command: `stillmotion train b`")
