@@ -13,6 +13,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def add_motion_sampling_options(p: argparse.ArgumentParser) -> None:
+    """--noise-warp and --trajectory-sigma: how sampling makes the clip follow the motion (planned or --motion)."""
+    p.add_argument("--noise-warp", type=unit_float, default=None, metavar="A",
+                   help="how much the starting noise follows the motion (0: independent per frame, 1: one noise "
+                        "pattern panning along it; diffusion/noise_warp.py). Default: what the model was trained with")
+    p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
+                   help="below this noise level every frame becomes the middle frame shifted along the motion, and "
+                        "denoising goes on from there (diffusion/trajectory.py); 0: off. Default: the model's (its "
+                        "config.json's sampling entry)")
+
+
 def nonnegative_float(text: str) -> float:
     """argparse type: a number >= 0."""
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stillmotion.cli.common import nonnegative_float, positive_int, unit_float
+from stillmotion.cli.common import add_motion_sampling_options, positive_int
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
@@ -111,13 +111,7 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="sampler")
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
-    p.add_argument("--noise-warp", type=unit_float, default=None, metavar="A",
-                   help="sample with the starting noise panned along the planned motion by this amount (0: "
-                        "independent noise; diffusion/noise_warp.py). Default: what the model was trained with")
-    p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="at this noise level, every frame becomes frame 0 moved along the motion (the plan or "
-                        "--motion) and denoising goes on (diffusion/trajectory.py); 0: off. Default: the model's "
-                        "(its config's sampling entry)")
+    add_motion_sampling_options(p)
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     p.add_argument("--out", default="eval", help="folder for report.json, summary.md and samples-<split>.png")
     p.add_argument("--features", default=None, metavar="WORLD|DIR|none",

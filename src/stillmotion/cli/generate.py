@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stillmotion.cli.common import check_writable, nonnegative_float, positive_int, unit_float
+from stillmotion.cli.common import add_motion_sampling_options, check_writable, positive_int
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -71,13 +71,7 @@ def _add_generate(subparsers) -> None:
                    help="motion hint for models trained with one (motion_cond): left, up-right, static, ... or "
                         "DX,DY in canvas fractions over the clip (x right, y down); 'none' for no hint (default: "
                         "the hint the model's motion planner reads from the prompt, if it has one)")
-    p.add_argument("--noise-warp", type=unit_float, default=None, metavar="A",
-                   help="how much the starting noise follows the motion (0: independent per frame, 1: frame 0's "
-                        "noise moved along it; diffusion/noise_warp.py). Default: what the model was trained with")
-    p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="at this noise level, every frame becomes frame 0 moved along the motion (the plan or "
-                        "--motion) and denoising goes on (diffusion/trajectory.py); 0: off. Default: the model's "
-                        "(its config's sampling entry)")
+    add_motion_sampling_options(p)
     p.add_argument("--frames-from", default=None, metavar="FILE",
                    help="known frames from an image or a video: image-to-video, continuing a video, or keyframes "
                         "to fill in between (see --keep; needs a model trained with those frame tasks)")
