@@ -9,8 +9,9 @@ content from the model, as in Text2Video-Zero's "motion dynamics in latent codes
 with one global translation per clip and at a chosen noise level instead of a fixed number of DDIM steps.
 
 Both parts of the noisy frame move: its content and its noise. A model trained with warped noise
-(diffusion/noise_warp.py, noise = one canvas panning along the clip's motion) was trained on exactly such clips:
-a clip that moves by the displacement, with noise that pans by it.
+(diffusion/noise_warp.py, noise = one canvas panning along the clip's motion) was trained on nearly such clips:
+a clip that moves by the displacement, with noise that pans by it (its canvas brings fresh noise in at the edge
+where the circular shift below brings back what left the other).
 
     x = follow_trajectory(x, displacement, anchored)  # x: (B, C, F, H, W) at the anchoring noise level
 
