@@ -120,10 +120,10 @@ class TextToVideo:
             noise_warp: how much the starting noise follows that motion (diffusion/noise_warp.py; 0 = independent
                 noise per frame). None: what the model was trained with. Models trained with warped noise take
                 their motion from it (with no motion known, the noise stays put, as it did for still clips).
-            trajectory_sigma: when the sampler reaches this noise level, every frame becomes frame 0 moved along
-                that motion, and denoising goes on from there (diffusion/trajectory.py); only clips whose motion
-                is known (a confident plan or a hint) and travels at least MIN_TRAVEL, and only without known
-                frames. 0: off. None: the model's default (its config's "sampling" entry, else 0).
+            trajectory_sigma: once the sampler is below this noise level, every frame becomes the middle frame
+                shifted along that motion, and denoising goes on from there (diffusion/trajectory.py); only clips
+                whose motion is known (a confident plan or a hint) and travels at least MIN_TRAVEL, and only
+                without known frames. 0: off. None: the model's default (its config's "sampling" entry, else 0).
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -155,7 +155,7 @@ class TextToVideo:
         if not 0.0 <= warp <= 1.0:
             raise ValueError(f"noise_warp must be in [0, 1] (got {noise_warp})")
         anchor_at = self.trajectory_sigma if trajectory_sigma is None else float(trajectory_sigma)
-        if anchor_at < 0:
+        if not anchor_at >= 0:  # also NaN
             raise ValueError(f"trajectory_sigma must be >= 0 (0: off; got {trajectory_sigma})")
         motion_cond = getattr(getattr(net, "config", None), "motion_cond", False)
         displacement = torch.zeros(b, 2)  # (B, 2) the motion the noise follows (canvas fractions over the clip)
