@@ -193,3 +193,25 @@ def test_curate_preprocess_and_train_on_a_video_folder(tmp_path):
     r = run("generate", "a camera panning", "--model", str(out), "--steps", "2", "--out", str(tmp_path / "p.gif"),
             "--quiet")
     assert r.returncode == 0, r.stderr
+
+
+def test_resume_a_run_stopped_in_its_image_stage(tmp_path):
+    """A staged run (image_minutes) stopped before its video stage saved anything resumes from its folder: the
+    image stage goes on, then the video stage starts from it."""
+    from stillmotion.train import checkpoint
+    from stillmotion.train.config import make_config, save_json
+    from stillmotion.train.loop import stages, train
+
+    out = tmp_path / "staged"
+    cfg = make_config("shapes-tiny", {"out": str(out), "steps": 2, "minutes": 0.5, "image_minutes": 0.01,
+                                      "image_batch_size": 4})
+    save_json(out / "train_config.json", cfg.to_dict())  # as train() writes it first
+    train(stages(cfg)[0])  # the image stage ...
+    config_path = checkpoint.resolve(out / "image") / "config.json"
+    config = json.loads(config_path.read_text())
+    config["record"]["finished"] = False  # ... as if stopped before its budget was spent
+    config_path.write_text(json.dumps(config))
+    r = run("train", "--out", str(out), "--resume")
+    assert r.returncode == 0, r.stderr
+    assert "resumed from" in r.stdout and "inflation" in r.stdout
+    assert checkpoint.load_config(out)["record"]["step"] == 2

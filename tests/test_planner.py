@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stillmotion.cond import Cond
-from stillmotion.models.planner import MAX_STD, MotionPlanner, plan_hint, plan_loss
+from stillmotion.models.planner import DIRECTION_SNR, MAX_STD, MotionPlanner, plan_hint, plan_loss
 from stillmotion.models.registry import build_unet
 from stillmotion.models.unet import UNetConfig
 
@@ -30,6 +30,11 @@ def test_hint_only_where_the_plan_is_sure():
     hint = plan_hint(plans)
     assert hint.tolist()[0] == pytest.approx([-0.4, 0.0, 1.0])
     assert hint.tolist()[1] == [0.0, 0.0, 0.0]  # too unsure: no hint
+    # unsure how far, sure which way (a direction without a speed word): far travel over its spread gives a hint
+    wide = math.log(MAX_STD * 1.2)
+    hint = plan_hint(torch.tensor([[0.0, -DIRECTION_SNR * MAX_STD * 1.3, wide], [0.3, 0.0, wide]]))
+    assert hint[0, 2] == 1.0 and hint[0, 1] < 0
+    assert hint[1].tolist() == [0.0, 0.0, 0.0]
 
 
 def test_planner_learns_opposite_words_apart():
@@ -110,3 +115,28 @@ def test_planner_loss_is_zero_weighted_for_dropped_captions():
     spoken = torch.tensor([0.0, 1.0])
     assert plan_loss(plan, target, spoken) == pytest.approx(0.0)
     assert Cond(motion=torch.zeros(2, 3)).batch_size == 2
+
+
+def test_fit_planner_reads_directions_from_the_clips_flow():
+    """A fresh planner fitted alone on 200 clips of a left/right world: the measured motion (optical flow, not
+    labels) teaches it the direction words, also in captions it never saw, the same way for the same seed."""
+    from stillmotion.models.text import TextEncoder
+    from stillmotion.train.config import make_config
+    from stillmotion.train.loop import make_source
+    from stillmotion.train.planner_fit import fit_planner
+
+    source = make_source(make_config("shapes-tiny", {"frames": 8, "size": 32, "p_two": 0,
+                                                     "world_options": '{"motions": ["left", "right"]}'}))
+    text = TextEncoder()
+    prompts = ["a red circle moving left", "a red circle moving right", "a blue square drifting to the left",
+               "a green ball heading right"]
+    plans = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = build_unet("tiny", motion_cond=True, motion_planner=True, text_dim=text.dim)
+        record = fit_planner(net, text, source, list(range(200)), steps=300, batch=32)
+        plans.append(net.plan_motion(*text.encode(prompts)).detach())
+    assert record["clips"] == 200 and record["steps"] == 300
+    dx = plans[0][:, 0]
+    assert dx[0] < -0.1 and dx[1] > 0.1 and dx[2] < -0.1 and dx[3] > 0.1, plans[0]
+    assert torch.equal(plans[0], plans[1])

@@ -112,6 +112,11 @@ def test_two_processes_match_one(tmp_path, overrides):
     ({"lr": "fast"}, "cannot read 'fast'"),
     ({"colour": "red"}, "unknown training option"),
     ({"min_snr_gamma": "0"}, "min_snr_gamma must be > 0"),
+    ({"image_minutes": 1}, "give --minutes larger"),
+    ({"image_minutes": 2, "minutes": 2}, "give --minutes larger"),
+    ({"image_minutes": 1, "minutes": 2, "init_from": "runs/x"}, "drop one of the two"),
+    ({"image_minutes": 1, "minutes": 2, "frames": 1}, "frames must be >= 2"),
+    ({"sample_trajectory_sigma": "-1"}, "sample_trajectory_sigma must be >= 0"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -189,3 +194,33 @@ def test_segment_budgets_are_cumulative_and_increasing():
     assert segment_budgets({"minutes": 10.0}, 2, share=0.5) == [{"minutes": 2.5}, {"minutes": 5.0}]
     with pytest.raises(ValueError, match="points must be >= 1"):
         segment_budgets({"steps": 3}, 0)
+
+
+def test_image_stage_then_inflated_video_stage(tmp_path):
+    """image_minutes: an image model first (<out>/image), then the video model inflated from it, with a fitted
+    planner; a resumed run does not train the finished image stage again."""
+    from stillmotion.train.loop import stages
+
+    out = tmp_path / "run"
+    cfg = make_config("shapes-tiny", {
+        "out": str(out), "steps": 2, "minutes": 0.5, "image_minutes": 0.02, "image_batch_size": 8,
+        "planner_fit_clips": 12, "planner_fit_steps": 5, "noise_warp": 1.0, "sample_trajectory_sigma": 1.0,
+        "model_overrides": '{"motion_cond": true, "motion_planner": true}'})
+    image, video = stages(cfg)
+    assert (image.frames, image.batch_size, image.out, image.minutes) == (1, 8, str(out / "image"), 0.02)
+    assert image.model_overrides["temporal"] is False and image.model_overrides["motion_planner"] is False
+    assert video.init_from == str(out / "image") and video.minutes == pytest.approx(0.48)
+    assert video.frames == cfg.frames and video.image_minutes == 0
+
+    path = train(cfg)
+    first = checkpoint.load_config(out / "image")
+    assert first["data"]["frames"] == 1 and first["model"]["temporal"] is False and first["record"]["finished"]
+    config = checkpoint.load_config(path)
+    assert config["record"]["init_from"]["path"] == str(checkpoint.resolve(out / "image"))
+    assert config["record"]["planner_fit"]["clips"] == 12
+    assert config["sampling"]["trajectory_sigma"] == 1.0 and config["model"]["motion_planner"] is True
+    assert len(history(out)) == 2
+
+    train(make_config(None, {**cfg.to_dict(), "steps": 3}), resume=True)
+    assert len(history(out)) == 3
+    assert checkpoint.load_config(out / "image")["record"]["step"] == first["record"]["step"]  # not retrained

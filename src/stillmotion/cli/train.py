@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+from pathlib import Path
 
 from stillmotion.cli.common import positive_int
 
@@ -28,7 +30,12 @@ def _run_train(args: argparse.Namespace) -> int:
         from stillmotion.train import checkpoint
 
         out = overrides.get("out") or TrainConfig.out
-        saved = checkpoint.load_config(out)["train"]
+        staged = Path(out) / "train_config.json"  # a staged run stopped before its video stage saved anything
+        if not (Path(out) / "checkpoint").exists() and (Path(out) / "image" / "checkpoint").exists() \
+                and staged.exists():
+            saved = json.loads(staged.read_text())
+        else:
+            saved = checkpoint.load_config(out)["train"]
         free = ("steps", "minutes", "threads", "workers")  # budget and machine, not what is learned
         changed = {k: v for k, v in overrides.items() if k not in (*free, "out") and saved.get(k) != v}
         if changed or args.preset:

@@ -321,7 +321,7 @@ class SpaceTimeUNet(nn.Module):
         self.text_mean.copy_(mean)
         self.text_whitening.copy_(matrix)
 
-    def _text_tokens(self, text: Tensor, text_mask: Tensor | None) -> tuple[Tensor, Tensor]:
+    def text_tokens(self, text: Tensor, text_mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """Tokens as every layer reads them: whitened (text_whiten), padding zeroed. (B, L, D), (B, L) bool."""
         text_mask = text_mask.bool() if text_mask is not None else \
             torch.ones(text.shape[:2], dtype=torch.bool, device=text.device)  # (B, L)
@@ -335,7 +335,7 @@ class SpaceTimeUNet(nn.Module):
         `models.planner.plan_hint` turns it into a hint."""
         if self.planner is None:
             raise ValueError("plan_motion: this network was built without motion_planner")
-        return self.planner(*self._text_tokens(text, text_mask))
+        return self.planner(*self.text_tokens(text, text_mask))
 
     # ----------------------------------------------------------------------------------------------
     def _embed(self, noise_level: Tensor, text: Tensor | None, text_mask: Tensor | None, batch: int,
@@ -421,7 +421,7 @@ class SpaceTimeUNet(nn.Module):
                              f"was built with text_dim={cfg.text_dim} (0 = no text); encode prompts with the "
                              f"matching text encoder (MiniLM-L6: 384) or drop cond.text")
         if cond.text is not None:
-            text, text_mask = self._text_tokens(cond.text, cond.text_mask)  # (B, L, D), (B, L)
+            text, text_mask = self.text_tokens(cond.text, cond.text_mask)  # (B, L, D), (B, L)
         temporal = self.temporal_enabled and frames > 1
         if cond.motion is not None and cond.motion.shape != (b, 3):
             raise ValueError(f"SpaceTimeUNet: cond.motion has shape {tuple(cond.motion.shape)}; expected ({b}, 3) "

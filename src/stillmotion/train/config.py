@@ -44,6 +44,12 @@ class TrainConfig:
     #                                     measure what less video data does; None: a fresh clip every example
     image_every: int = 0                # joint image-video training: every N-th step trains on the batch's frames
     #                                     as single images (F = 1, spatial layers only); 0: videos only
+    image_minutes: float = 0.0          # first train an image model (F = 1, no temporal layers) this long, in
+    #                                     <out>/image, then inflate it and train on videos for the rest of the
+    #                                     budget (Make-A-Video): colour and shape come from cheap image steps
+    image_batch_size: int = 32          # the image stage's batch (single frames)
+    planner_fit_clips: int = 0          # a fresh motion planner is first fitted alone on this many clips' flows
+    planner_fit_steps: int = 500        # (train/planner_fit.py) for this many steps; 0 clips: no fit
     motion_dropout: float = 0.5         # models with motion_cond: probability of training without the motion hint
     flow_consistency: float = 0.0       # weight of the optical-flow consistency term (train/flow_consistency.py)
     planner_weight: float = 0.1         # models with motion_planner: weight of the planner's loss (models/planner.py)
@@ -80,6 +86,8 @@ class TrainConfig:
     sample_steps: int = 20
     sample_strategy: str = "joint"      # how the model samples by default (pipelines.text_to_video.STRATEGIES):
     #                                     saved in config.json; "first-frame" needs the i2v task
+    sample_trajectory_sigma: float = 0.0  # the model's default trajectory anchoring level (diffusion/trajectory.py),
+    #                                     saved in config.json; 0: off
     tensorboard: bool = False
     out: str = "runs/shapes"
 
@@ -107,6 +115,12 @@ TRAIN_PRESETS: dict[str, dict] = {
     # shows where the object goes), which log-normal(-0.4, 1.6) visits 2% of the time and this one 25%.
     "shapes-s": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2),
+    # the CPU model from scratch in 15 minutes: an image model first (6 min of single frames), inflated; a
+    # motion planner fitted on 12000 clips' flows; then videos with warped noise; samples with trajectory anchoring
+    "shapes-quick": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
+                         p_mean=1.5, p_std=2.2, image_minutes=6, image_batch_size=32, noise_warp=1.0,
+                         planner_fit_clips=12000, model_overrides={"motion_cond": True, "motion_planner": True},
+                         sample_trajectory_sigma=1.0),
     "digits-s": dict(world="digits", model="cpu", frames=16, size=32, batch_size=16, minutes=15, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2,
                      sample_prompts=["the digit 3 moving right", "the digit 7 moving up"]),
@@ -188,6 +202,23 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"clip_pool must be >= 1 or none (got {cfg.clip_pool})")
     if cfg.image_every < 0:
         problems.append(f"image_every must be >= 0 (got {cfg.image_every})")
+    if cfg.image_minutes < 0:
+        problems.append(f"image_minutes must be >= 0 (got {cfg.image_minutes})")
+    elif cfg.image_minutes > 0:
+        if cfg.frames < 2:
+            problems.append("image_minutes trains an image model before a video model: frames must be >= 2")
+        if cfg.minutes is None or cfg.minutes <= cfg.image_minutes:
+            problems.append(f"image_minutes ({cfg.image_minutes}) is part of the budget: give --minutes larger "
+                            f"than it (got {cfg.minutes})")
+        if cfg.init_from:
+            problems.append("image_minutes trains the image model a run starts from; with init_from the run "
+                            "starts from those weights instead: drop one of the two")
+    if cfg.image_batch_size < 1:
+        problems.append(f"image_batch_size must be >= 1 (got {cfg.image_batch_size})")
+    if cfg.planner_fit_clips < 0 or cfg.planner_fit_steps < 0:
+        problems.append("planner_fit_clips and planner_fit_steps must be >= 0")
+    if not cfg.sample_trajectory_sigma >= 0:
+        problems.append(f"sample_trajectory_sigma must be >= 0 (got {cfg.sample_trajectory_sigma})")
     if cfg.planner_weight < 0:
         problems.append(f"planner_weight must be >= 0 (got {cfg.planner_weight})")
     if not 0 <= cfg.motion_dropout <= 1:
