@@ -1,10 +1,10 @@
-"""Trajectory anchoring: frames become frame 0 moved along the motion, at the asked noise level, only where a
-motion is known."""
+"""Trajectory anchoring: frames become an anchor frame moved along the motion, at the asked noise level, only where
+a motion is known; the anchor is the frame whose path keeps the object on the canvas."""
 
 import pytest
 import torch
 
-from stillmotion.diffusion.trajectory import anchor_mask, follow_trajectory
+from stillmotion.diffusion.trajectory import anchor_mask, best_anchor, follow_trajectory, object_map
 
 
 def test_frames_become_the_anchor_moved_and_what_leaves_one_edge_enters_at_the_other():
@@ -24,6 +24,25 @@ def test_frames_become_the_anchor_moved_and_what_leaves_one_edge_enters_at_the_o
     assert torch.equal(down[0, :, 0], torch.roll(x[0, :, 8], -9, dims=-2))  # every frame: the anchor's own pixels
     assert torch.equal(down[1], x[1, :, 8:9].expand_as(x[1]))  # anchored with no motion: a still clip
     assert torch.equal(follow_trajectory(x[:, :, :1], torch.ones(2, 2)), x[:, :, :1])  # one frame: nothing moves
+
+
+def test_the_anchor_is_the_frame_whose_path_stays_on_the_canvas():
+    x0 = torch.full((3, 3, 16, 32, 32), -1.0)  # black clips ...
+    x0[0, 0, :, 12:16, 26:30] = 1.0  # ... clip 0: a red square near the right edge in every frame
+    x0[1, 0, :, 14:18, 14:18] = 1.0  # clip 1: one in the middle
+    x0[2, 2, :, 1:5, 14:18] = 0.8    # clip 2: a blue one near the top
+    content = object_map(x0)
+    assert content.shape == (3, 16, 32, 32) and content[0, :, 12:16, 26:30].min() > 1.9
+    assert content[0].sum() == content[0, :, 12:16, 26:30].sum()  # the background is not object
+    right, up = torch.tensor([0.5, 0.0]), torch.tensor([0.0, -0.5])
+    anchors = best_anchor(content, torch.stack([right, right, up]))
+    # moving right from near the right edge: anchor on a late frame (the nearest the middle of those whose path
+    # wraps nothing: 13, 14 and 15 are shifted at most 2 px further), the path runs leftwards back from it
+    assert anchors[0] == 13 and anchors[1] == 8  # room either way: the middle frame
+    assert anchors[2] == 14  # moving up from near the top: a late frame too
+    out = follow_trajectory(x0, torch.stack([right, right, up]), anchor_frame=anchors)
+    assert out[0, 0, :, :, :4].max() == -1.0  # nothing wrapped to the left edge
+    assert torch.equal(out[1], follow_trajectory(x0[1:2], right[None])[0])  # per-clip anchors = the default there
 
 
 def test_only_known_motions_that_travel_are_anchored():
@@ -48,14 +67,15 @@ def test_pipeline_anchors_at_the_asked_level_with_the_hint(tmp_path, monkeypatch
     calls, events = [], []  # events: the sampler's noise levels in order, and "anchor" where anchoring ran
     real = text_to_video.follow_trajectory
 
-    def spy(x, d, a):
-        calls.append((d.clone(), a.clone()))
+    def spy(x, d, a, anchor_frame):
+        calls.append((d.clone(), a.clone(), anchor_frame))
         events.append("anchor")
-        return real(x, d, a)
+        return real(x, d, a, anchor_frame)
     monkeypatch.setattr(text_to_video, "follow_trajectory", spy)
     pipe("a red circle moving left", steps=10, motion="left", trajectory_sigma=1.0, progress=False,
          callback=lambda info: events.append(float(info["sigma"])))
     assert len(calls) == 1 and calls[0][0][0, 0] < 0 and calls[0][1].tolist() == [True]
+    assert calls[0][2].shape == (1,) and 0 <= calls[0][2][0] < pipe.frames  # an anchor frame per clip
     assert len(events) == 11  # the same 10 steps, in two runs of the sampler
     at = events.index("anchor")
     assert events[at - 1] > 1.0 >= events[at + 1]  # anchored before the first step at a level <= 1

@@ -19,7 +19,7 @@ from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.samplers import SAMPLERS, sample
 from stillmotion.diffusion.schedules import get_sigmas
-from stillmotion.diffusion.trajectory import anchor_mask, follow_trajectory
+from stillmotion.diffusion.trajectory import anchor_mask, best_anchor, follow_trajectory, object_map
 from stillmotion.models.planner import plan_hint, plan_std
 from stillmotion.models.text import TextEncoder
 
@@ -120,8 +120,9 @@ class TextToVideo:
             noise_warp: how much the starting noise follows that motion (diffusion/noise_warp.py; 0 = independent
                 noise per frame). None: what the model was trained with. Models trained with warped noise take
                 their motion from it (with no motion known, the noise stays put, as it did for still clips).
-            trajectory_sigma: once the sampler is below this noise level, every frame becomes the middle frame
-                shifted along that motion, and denoising goes on from there (diffusion/trajectory.py); only clips
+            trajectory_sigma: once the sampler is below this noise level, every frame becomes one anchor frame
+                (the one whose path keeps the object on the canvas, `best_anchor`) shifted along that motion, and
+                denoising goes on from there (diffusion/trajectory.py); only clips
                 whose motion is known (a confident plan or a hint) and travels at least MIN_TRAVEL, and only
                 without known frames. 0: off. None: the model's default (its config's "sampling" entry, else 0).
         Returns:
@@ -192,8 +193,11 @@ class TextToVideo:
             x = torch.randn((b, 3, frames, size, size), generator=g, device=device)  # (B, 3, F, H, W)
             x = warped_noise(x, displacement, warp, generator=g) * sigmas[0].float()
 
+            estimate = {}
+
             def on_step(info):
                 bar.update(1)
+                estimate["x0"] = info["denoised"]  # the latest clean estimate: where the objects are
                 if callback is not None:
                     callback(info)
 
@@ -201,7 +205,8 @@ class TextToVideo:
             k = int((sigmas[:-1] > anchor_at).sum()) if anchor_at > 0 and known is None and frames > 1 else 0
             if 0 < k < len(sigmas) - 1 and anchored.any():
                 x = sample(sampler, denoise, x, sigmas[:k + 1], generator=g, callback=on_step)
-                x = follow_trajectory(x, displacement, anchored)
+                anchors = best_anchor(object_map(estimate["x0"].float()), displacement)  # (B,)
+                x = follow_trajectory(x, displacement, anchored, anchors)
                 sigmas = sigmas[k:]
             video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
             if known is not None:  # known frames are returned exactly as given

@@ -67,8 +67,9 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
                   f"{p['guidance']}, seed {p['seed']}, one clip per prompt"
                   + (f", starting noise warped along the motion the model plans from the prompt (noise_warp "
                      f"{p['noise_warp']})" if p.get("noise_warp") else "")
-                  + (f", frames anchored to the middle frame moved along that motion at noise level "
-                     f"{p['trajectory_sigma']} (trajectory anchoring)" if p.get("trajectory_sigma") else "")
+                  + (f", frames anchored to one frame (chosen so the path stays on the canvas) moved along that "
+                     f"motion at noise level {p['trajectory_sigma']} (trajectory anchoring)"
+                     if p.get("trajectory_sigma") else "")
                   + "; prompts cycle through all 64 colour x "
                   "direction pairs of single-object scenes. Judge: the pixel probe (`stillmotion.eval.probe`): "
                   "colour = palette colour nearest the median foreground pixel, direction = centroid displacement "
