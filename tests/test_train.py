@@ -221,6 +221,9 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
     assert config["sampling"]["trajectory_sigma"] == 1.0 and config["model"]["motion_planner"] is True
     assert len(history(out)) == 2
 
+    fitted = {k: v for k, v in checkpoint.load_weights(out).items() if k.startswith("planner.")}
     train(make_config(None, {**cfg.to_dict(), "steps": 3}), resume=True)
     assert len(history(out)) == 3
+    after = checkpoint.load_weights(out)
+    assert fitted and all(torch.equal(after[k], v) for k, v in fitted.items())  # the fitted planner stays as fitted
     assert checkpoint.load_config(out / "image")["record"]["step"] == first["record"]["step"]  # not retrained

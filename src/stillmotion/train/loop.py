@@ -365,8 +365,6 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
         dist.print0(f"motion planner fitted on {planner_fit['clips']} clips' flows ({planner_fit['steps']} steps, "
                     f"{planner_fit['seconds']:.0f} s): median spread {planner_fit['median_spread']:.3f}; "
                     f"it stays as fitted")
-    if planner_fit or (resume and checkpoint.load_config(out).get("record", {}).get("planner_fit")):
-        net.planner.requires_grad_(False)  # batch-16 steps drifted a fitted planner (0.78 -> 0.54 of 256 prompts)
     ema = EMA(net, cfg.ema_decay)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
     step, history = 0, []
@@ -386,6 +384,8 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
         init_record = saved_record.get("init_from")
         planner_fit = saved_record.get("planner_fit")
         dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
+    if planner_fit:  # a fitted planner stays as fitted, also when resumed
+        net.planner.requires_grad_(False)  # batch-16 steps drifted a fitted planner (0.78 -> 0.54 of 256 prompts)
     if world_size > 1 and cfg.image_every > 0 and getattr(net, "planner", None) is not None:
         raise ValueError("image_every with a motion_planner is not supported across processes (the planner is "
                          "trained outside the DDP forward); train it in one process or set image_every=0")
