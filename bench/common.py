@@ -82,9 +82,9 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine() -> dict:
+def machine(note: str = TIMING_NOTE) -> dict:
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "load_average": os.getloadavg(), "note": TIMING_NOTE}
+            "threads": torch.get_num_threads(), "load_average": os.getloadavg(), "note": note}
 
 
 def _status_mb(field: str) -> float | None:
