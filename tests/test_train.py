@@ -1,5 +1,6 @@
 """Training: tiny runs on each world, checkpoint round trip, exact resume, and 2-process DDP == 1 process."""
 
+import dataclasses
 import os
 import socket
 
@@ -117,6 +118,8 @@ def test_two_processes_match_one(tmp_path, overrides):
     ({"image_minutes": 1, "minutes": 2, "init_from": "runs/x"}, "drop one of the two"),
     ({"image_minutes": 1, "minutes": 2, "frames": 1}, "frames must be >= 2"),
     ({"sample_trajectory_sigma": "-1"}, "sample_trajectory_sigma must be >= 0"),
+    ({"image_p_std": "0"}, "image_p_std must be > 0"),
+    ({"p_std": "-1"}, "p_std must be > 0"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -211,6 +214,9 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
     assert image.model_overrides["temporal"] is False and image.model_overrides["motion_planner"] is False
     assert video.init_from == str(out / "image") and video.minutes == pytest.approx(0.48)
     assert video.frames == cfg.frames and video.image_minutes == 0
+    assert (image.p_mean, image.p_std) == (video.p_mean, video.p_std) == (cfg.p_mean, cfg.p_std)
+    lower = stages(dataclasses.replace(cfg, image_p_mean=-1.0, image_p_std=1.2))
+    assert (lower[0].p_mean, lower[0].p_std, lower[1].p_mean) == (-1.0, 1.2, cfg.p_mean)  # the image stage's own
 
     path = train(cfg)
     first = checkpoint.load_config(out / "image")

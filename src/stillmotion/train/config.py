@@ -48,6 +48,8 @@ class TrainConfig:
     #                                     <out>/image, then inflate it and train on videos for the rest of the
     #                                     budget (Make-A-Video): colour and shape come from cheap image steps
     image_batch_size: int = 32          # the image stage's batch (single frames)
+    image_p_mean: float | None = None   # the image stage's noise levels (None: p_mean, p_std): a single frame's
+    image_p_std: float | None = None    # colour and shape are settled at lower noise than a clip's motion
     planner_fit_clips: int = 0          # a fresh motion planner is first fitted alone on this many clips' flows
     planner_fit_steps: int = 500        # (train/planner_fit.py) for this many steps; 0 clips: no fit
     motion_dropout: float = 0.5         # models with motion_cond: probability of training without the motion hint
@@ -213,6 +215,10 @@ def validate(cfg: TrainConfig) -> None:
         if cfg.init_from:
             problems.append("image_minutes trains the image model a run starts from; with init_from the run "
                             "starts from those weights instead: drop one of the two")
+    if cfg.image_p_std is not None and cfg.image_p_std <= 0:
+        problems.append(f"image_p_std must be > 0 or none (got {cfg.image_p_std})")
+    if cfg.p_std <= 0:
+        problems.append(f"p_std must be > 0 (got {cfg.p_std})")
     if cfg.image_batch_size < 1:
         problems.append(f"image_batch_size must be >= 1 (got {cfg.image_batch_size})")
     if cfg.planner_fit_clips < 0 or cfg.planner_fit_steps < 0:

@@ -45,6 +45,7 @@ from stillmotion.train.flow_consistency import FlowCache, flow_consistency_loss,
 from stillmotion.train.motion import motion_from_flow
 from stillmotion.train.planner_fit import fit_planner
 from stillmotion.train.tasks import draw_task, task_frame_mask
+from stillmotion.train.workers import worker_loader
 
 
 def example_seed(seed: int, index: int) -> int:
@@ -213,19 +214,6 @@ def main_threads(workers: int) -> int | None:
     return max(1, per_process - workers)
 
 
-def _as_is(item):
-    return item
-
-
-def _one_thread(_worker: int) -> None:
-    """DataLoader workers run one OpenCV thread each (torch already gives them one): N workers use N cores."""
-    try:
-        import cv2
-    except ImportError:
-        return
-    cv2.setNumThreads(1)
-
-
 def make_source(cfg: TrainConfig):
     """What `make_batch` samples clips from: a synthetic world, or a folder of videos (anything
     `open_video_dataset` opens: a captioned folder, UCF-101, Kinetics, curate's kept.jsonl, a preprocess cache)."""
@@ -277,6 +265,8 @@ def stages(cfg: TrainConfig) -> list[TrainConfig]:
     out = Path(cfg.out)
     image = dataclasses.replace(
         cfg, out=str(out / "image"), frames=1, batch_size=cfg.image_batch_size, grad_accum=1, steps=None,
+        p_mean=cfg.p_mean if cfg.image_p_mean is None else cfg.image_p_mean,
+        p_std=cfg.p_std if cfg.image_p_std is None else cfg.image_p_std,
         minutes=cfg.image_minutes, image_minutes=0.0, image_every=0, noise_warp=0.0, flow_consistency=0.0,
         planner_fit_clips=0, tasks={"t2v": 1.0}, sample_trajectory_sigma=0.0, sample_strategy="joint",
         model_overrides={**cfg.model_overrides, "temporal": False, "motion_cond": False, "motion_planner": False})
@@ -445,10 +435,8 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
     micro_batches = MicroBatchClips(cfg, source, micro, world_size, rank, with_flows=needs_flows(cfg, motion_cond))
     prefetched = None
     if cfg.workers > 0:  # decode the next micro-batches in worker processes while this one trains
-        prefetched = iter(torch.utils.data.DataLoader(
-            micro_batches, batch_size=None, sampler=itertools.count(step * cfg.grad_accum),
-            num_workers=cfg.workers, prefetch_factor=2, persistent_workers=False, worker_init_fn=_one_thread,
-            collate_fn=_as_is))  # as the worker made them (the default turns numpy arrays into tensors)
+        prefetched = iter(worker_loader(micro_batches, cfg.workers, sampler=itertools.count(step * cfg.grad_accum),
+                                        prefetch_factor=2, persistent_workers=False))
     try:
         while (cfg.steps is None or step < cfg.steps) and elapsed < budget_s:
             t0 = time.time()

@@ -31,6 +31,7 @@ from stillmotion.models.planner import plan_loss, plan_std
 from stillmotion.train import dist
 from stillmotion.train.flow_consistency import clip_flow
 from stillmotion.train.motion import motion_from_flow
+from stillmotion.train.workers import worker_loader
 
 
 class _MeasuredClips(torch.utils.data.Dataset):
@@ -51,10 +52,7 @@ def planner_examples(source, seeds: list[int], text, workers: int = 0
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The captions' tokens and the clips' measured motion: tokens (N, L, D), mask (N, L), target (N, 2).
     `workers` processes measure the flows (0: this one)."""
-    from stillmotion.train.loop import _as_is, _one_thread
-
-    loader = torch.utils.data.DataLoader(_MeasuredClips(source, seeds), batch_size=None, num_workers=workers,
-                                         worker_init_fn=_one_thread, collate_fn=_as_is)
+    loader = worker_loader(_MeasuredClips(source, seeds), workers)
     captions, targets = [], []
     for caption, target in tqdm(loader, total=len(seeds), desc="planner: measuring clip motion",
                                 disable=not dist.is_main(), leave=False):
