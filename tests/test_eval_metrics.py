@@ -246,3 +246,18 @@ def test_report_summary_names_the_hardware_of_each_training_stage():
     line = _record_line(gpu)
     assert line.startswith("250 steps in 3 stage(s), 20.0 min on Some CPU, 2 CPU cores + 2.0 min on Some GPU;")
     assert line.endswith("last command: `stillmotion train b`")
+
+
+def test_prompts_are_split_by_held_out_direction_and_colour_words():
+    from stillmotion.eval.prompt_following import _wording_split
+
+    rows = [{"prompt": "show me a scarlet orb cruising westward", "colour_ok": False, "direction_ok": False},
+            {"prompt": "a red circle moving left", "colour_ok": True, "direction_ok": True},
+            {"prompt": "a lemon-yellow disc heading north-west", "colour_ok": True, "direction_ok": True},
+            {"prompt": "an emerald square moving up", "colour_ok": True, "direction_ok": False}]
+    split = _wording_split(rows)
+    assert split["by_direction_word"]["with_heldout_direction_word"] == {"n": 1, "direction_accuracy": 0.0}
+    assert split["by_direction_word"]["without"] == {"n": 3, "direction_accuracy": 2 / 3}
+    # whole words only: "lemon-yellow" is not the held-out "lemon"
+    assert split["by_colour_word"]["with_heldout_colour_word"] == {"n": 2, "colour_accuracy": 0.5}
+    assert _wording_split([rows[1]]) == {}  # no held-out word: no split

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 import time
 from pathlib import Path
 
@@ -132,19 +133,28 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
 
 
 HELDOUT_DIRECTION_WORDS = sorted({w for words in HELDOUT_WORDS["direction"].values() for w in words})
+HELDOUT_COLOUR_WORDS = sorted({w for words in HELDOUT_WORDS["colour"].values() for w in words})
+
+
+def _has_word(prompt: str, words: list[str]) -> bool:
+    return any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", prompt) for w in words)
 
 
 def _wording_split(rows: list[dict]) -> dict:
-    """Direction accuracy of the prompts with and without a held-out direction word ("westward", ...): words that
-    no training caption uses, which the model can only follow if its text encoder relates them to trained ones."""
-    has = [any(w in r["prompt"] for w in HELDOUT_DIRECTION_WORDS) for r in rows]
-    if not any(has):
-        return {}
-    split = {}
-    for name, keep in (("with_heldout_direction_word", True), ("without", False)):
-        chosen = [r["direction_ok"] for r, h in zip(rows, has) if h == keep]
-        split[name] = {"n": len(chosen), "direction_accuracy": float(np.mean(chosen)) if chosen else None}
-    return {"by_direction_word": split}
+    """Direction (colour) accuracy of the prompts with and without a held-out direction (colour) word ("westward",
+    "scarlet", ...): words that no training caption uses, which the model can only follow if its text encoder
+    relates them to trained ones."""
+    out = {}
+    for what, words in (("direction", HELDOUT_DIRECTION_WORDS), ("colour", HELDOUT_COLOUR_WORDS)):
+        has = [_has_word(r["prompt"], words) for r in rows]
+        if not any(has):
+            continue
+        split = {}
+        for name, keep in ((f"with_heldout_{what}_word", True), ("without", False)):
+            chosen = [r[f"{what}_ok"] for r, h in zip(rows, has) if h == keep]
+            split[name] = {"n": len(chosen), f"{what}_accuracy": float(np.mean(chosen)) if chosen else None}
+        out[f"by_{what}_word"] = split
+    return out
 
 
 def _planner_summary(pipe, prompts: list[tuple[str, dict]]) -> dict:
@@ -226,15 +236,19 @@ def write_summary(report: dict, path) -> None:
 
 
 def _direction_lines(report: dict) -> list[str]:
-    """Direction accuracy by held-out direction word, and what the motion planner read, where the report has them."""
+    """Direction and colour accuracy by held-out word, and what the motion planner read, where the report has them."""
     lines = []
     for r in report["results"]:
-        split, plan = r.get("by_direction_word"), r.get("planner")
-        if split:
-            w, wo = split["with_heldout_direction_word"], split["without"]
-            lines.append(f"- {r['protocol']['split']}: direction {w['direction_accuracy']:.3f} on the {w['n']} prompts "
-                         f"with a held-out direction word ({', '.join(HELDOUT_DIRECTION_WORDS)}), "
-                         f"{wo['direction_accuracy']:.3f} on the other {wo['n']}")
+        plan = r.get("planner")
+        for what, words in (("direction", HELDOUT_DIRECTION_WORDS), ("colour", HELDOUT_COLOUR_WORDS)):
+            split = r.get(f"by_{what}_word")
+            if not split:
+                continue
+            w, wo = split[f"with_heldout_{what}_word"], split["without"]
+            fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
+            lines.append(f"- {r['protocol']['split']}: {what} {fmt(w[f'{what}_accuracy'])} on the {w['n']} prompts "
+                         f"with a held-out {what} word ({', '.join(words)}), {fmt(wo[f'{what}_accuracy'])} on "
+                         f"the other {wo['n']}")
         if plan:
             lines.append(f"- {r['protocol']['split']}: the motion planner read the prompt's direction in "
                          f"{plan['direction_accuracy']:.3f} of prompts (hint given in {plan['hint_given']:.3f}, "
