@@ -45,6 +45,23 @@ def test_the_anchor_is_the_frame_whose_path_stays_on_the_canvas():
     assert torch.equal(out[1], follow_trajectory(x0[1:2], right[None])[0])  # per-clip anchors = the default there
 
 
+def test_a_frame_with_a_faint_object_or_a_second_copy_is_never_the_anchor():
+    x0 = torch.full((2, 3, 16, 32, 32), -1.0)
+    x0[0, 0, :, 12:16, 26:30] = 1.0  # a red square near the right edge ...
+    x0[0, 0, 13:, 12:16, 26:30] = -0.6  # ... drawn faintly in the last three frames (contrast 0.4 of 2)
+    x0[1, 2, :, 14:18, 14:18] = 1.0  # a blue square in the middle ...
+    x0[1, 2, 6:11, 4:8, 4:8] = 1.0  # ... and a second copy in frames 6-10
+    content = object_map(x0)
+    assert content[0, 13:].sum() > 0  # still object, but under half the others' content
+    right = torch.tensor([[0.5, 0.0], [0.5, 0.0]])
+    # moving right: frames 13-15 wrap nothing (the test above), but anchored on one the clip shows the faint object;
+    # of the frames with the whole object, 12 wraps the smallest share of it. Clip 1 has room either way: of the
+    # frames with one copy, the nearest the middle (5 and 11 are as near; the earlier wins)
+    assert best_anchor(content, right).tolist() == [12, 5]
+    assert best_anchor(content[:1], right[:1], whole=(0.1, 1.5)).tolist() == [13]  # faint ones allowed
+    assert best_anchor(torch.zeros(1, 16, 32, 32), right[:1]).tolist() == [8]  # no object: the middle frame
+
+
 def test_only_known_motions_that_travel_are_anchored():
     d = torch.tensor([[-0.3, 0.0], [0.1, 0.1], [0.4, 0.4], [0.0, 0.0]])
     given = torch.tensor([True, True, False, True])

@@ -18,7 +18,8 @@ where the circular shift below brings back what left the other).
 The anchor is the middle frame by default: the path is then centred where the model put the object mid-clip, so
 a model that placed it near the edge it should move towards loses it off the canvas less often than with frame 0
 as the anchor. Given a map of where the object is (`best_anchor`: the sampler's clean estimate at that point), the
-anchor is instead the frame from which the path keeps most of the object on the canvas, the middle one on ties.
+anchor is instead the frame, among those that show the object as most frames do, from which the path keeps most of
+it on the canvas, the middle one on ties.
 The frames are circular shifts of the anchor: what leaves one edge enters at the other, so every
 frame holds exactly the anchor's pixels and noise (still N(0, sigma^2) per pixel). Keeping each frame's own pixels
 where the shifted anchor leaves a gap instead kept the objects the model had drawn there too: duplicates, and on 64
@@ -37,6 +38,9 @@ from stillmotion.diffusion.noise_warp import frame_shifts
 # 0.10-0.14 for rotating objects (their centroid stays put) and >= 0.25 for the shapes world's slowest travel
 MIN_TRAVEL = 0.15
 OBJECT_CONTRAST = 0.3  # object_map: differences from the background below this (of the [-1, 1] range) are none
+# best_anchor: only frames whose object content is within these fractions of the clip's median frame's: not a faint
+# or half-drawn object (which would vanish), nor one with a second copy beside it (which would be kept in every frame)
+WHOLE_OBJECT = (0.5, 1.5)
 
 
 def follow_trajectory(x: Tensor, displacement: Tensor, anchored: Tensor | None = None,
@@ -80,15 +84,21 @@ def object_map(x0: Tensor, threshold: float = OBJECT_CONTRAST) -> Tensor:
     return torch.where(contrast >= threshold, contrast, 0.0)
 
 
-def best_anchor(content: Tensor, displacement: Tensor) -> Tensor:
-    """(B,) long: per clip, the anchor frame whose content, moved along the displacement, wraps around least.
+def best_anchor(content: Tensor, displacement: Tensor, whole: tuple[float, float] = WHOLE_OBJECT) -> Tensor:
+    """(B,) long: per clip, the anchor frame showing the object whole whose content, moved along the displacement,
+    wraps around least.
 
     Args:
         content: (B, F, H, W) >= 0, how much object each pixel holds (`object_map`).
         displacement: (B, 2) [dx, dy] canvas fractions over the clip.
+        whole: (low, high): candidates are the frames whose content is within these fractions of the median
+            frame's (the median frame itself always is).
 
-    Frame a's wrapped content is the sum, over the frames f, of its content in the strips that `follow_trajectory`
-    rolls across the canvas's edges to make frame f. Ties (nothing near an edge) go to the frame nearest the middle.
+    Frame a's wrapped share is the sum, over the frames f, of its content in the strips that `follow_trajectory`
+    rolls across the canvas's edges to make frame f, divided by its content. Only frames that show the object as
+    most frames do compete: one where it is faint or half drawn wraps little because it holds little, and anchored
+    on it the clip loses the object; one where a second copy appeared would put that copy in every frame. Ties
+    (nothing near an edge) go to the frame nearest the middle.
     """
     b, frames, height, width = content.shape
     shifts = frame_shifts(displacement, frames, height, width).to(content.device)  # (B, F, 2)
@@ -100,8 +110,12 @@ def best_anchor(content: Tensor, displacement: Tensor) -> Tensor:
     leave_y = torch.where(sy > 0, rows >= height - sy, rows < -sy)  # (B, A, F, H)
     wraps = leave_y[..., :, None] | leave_x[..., None, :]  # (B, A, F, H, W)
     wrapped = (wraps * content[:, :, None]).sum(dim=(2, 3, 4))  # (B, A)
+    held = content.sum(dim=(2, 3))  # (B, A): each candidate's own content
+    typical = held.median(dim=1, keepdim=True).values  # (B, 1)
+    usual = (held >= whole[0] * typical) & (held <= whole[1] * typical)  # (B, A)
+    share = torch.where(usual, wrapped / held.clamp(min=1e-6), torch.inf)
     order = sorted(range(frames), key=lambda f: (abs(f - frames // 2), f))  # middle first
-    return torch.tensor(order)[wrapped[:, order].argmin(dim=1).cpu()]  # argmin: the first of equal minima
+    return torch.tensor(order)[share[:, order].argmin(dim=1).cpu()]  # argmin: the first of equal minima
 
 
 def anchor_mask(displacement: Tensor, given: Tensor, min_travel: float = MIN_TRAVEL) -> Tensor:
