@@ -10,8 +10,9 @@ peer trains (nothing under src/ changes). The EMA weights are judged by
 and FVD-shapes (`stillmotion.eval.fvd.evaluate_fvd`, with its floor).
 
 The --curve-models (stillmotion by default) are trained in --points equal segments of their budget and judged
-after each (stillmotion.train.segments; resuming is exact, so the finished run is the same), which gives the time
-at which stillmotion first reached each peer's final quality: the goal is at most half the peer's time.
+after each, prompt accuracy and FVD-shapes (stillmotion.train.segments; resuming is exact, so the finished run is
+the same), which gives the time at which stillmotion first reached each peer's final quality (accuracy at least
+the peer's, FVD at most): the goal is at most half the peer's time.
 
     # the real run; results in bench/results/time_to_quality.json
     python bench/time_to_quality.py --minutes 8 --n 32 --fvd-n 32 --eval-steps 10 --threads 2 --split canonical
@@ -68,7 +69,7 @@ def load_trained(name: str, run: Path, cfg) -> TextToVideo:
                        info=checkpoint.load_config(run))
 
 
-QUALITY = ("colour_accuracy", "colour_and_direction_accuracy")
+QUALITY = ("colour_accuracy", "colour_and_direction_accuracy", "fvd")
 WALL_CLOCK_NOTE = ("budgets and 'minutes' are wall-clock seconds of training (judging not counted); meaningful "
                    "only on an otherwise idle machine")
 
@@ -79,8 +80,11 @@ def judge(pipe, *, n: int, steps: int, split: str) -> dict:
 
 
 def time_to_reach(curve: list[dict], target: dict, key: str) -> float | None:
-    """Training minutes of the first curve point whose `key` is at least the target's (None: never reached)."""
-    return next((p["minutes"] for p in curve if p[key] >= target[key]), None)
+    """Training minutes of the first curve point whose `key` is at least as good as the target's: at least its
+    accuracy, at most its FVD (None: never reached)."""
+    better = (lambda a, b: a <= b) if key == "fvd" else (lambda a, b: a >= b)
+    return next((p["minutes"] for p in curve if p.get(key) is not None and target.get(key) is not None
+                 and better(p[key], target[key])), None)
 
 
 def reach_rows(results: dict, ours: str = "stillmotion") -> list[list]:
@@ -91,6 +95,8 @@ def reach_rows(results: dict, ours: str = "stillmotion") -> list[list]:
             continue
         for key in QUALITY:
             t = time_to_reach(results[ours]["curve"], r["final"], key)
+            if r["final"].get(key) is None:
+                continue
             rows.append([name, key.replace("_accuracy", ""), f"{r['final'][key]:.3f}", f"{r['train_minutes']:.1f}",
                          "not reached" if t is None else f"{t:.1f}",
                          "-" if t is None else f"{t / r['train_minutes']:.2f}"])
@@ -109,15 +115,21 @@ def run_model(name: str, args, budget: dict, feature_net, evaluate_fvd) -> dict:
                                          **{k: str(v) for k, v in part.items()}})
 
     def score(run: Path) -> dict:
-        return judge(load_trained(name, run, config_for(budget)), n=args.n, steps=args.eval_steps, split=args.split)
+        """Prompt accuracy and FVD-shapes at every point, so the time to reach a peer's FVD is known too."""
+        pipe = load_trained(name, run, config_for(budget))
+        fvd, _ = evaluate_fvd(pipe, feature_net, n=args.fvd_n, steps=args.eval_steps, progress=False)
+        return {**judge(pipe, n=args.n, steps=args.eval_steps, split=args.split), "fvd": fvd.get("generated"),
+                "fvd_report": {k: fvd.get(k) for k in ("metric", "generated", "floor", "generated_ratio_to_floor",
+                                                       "skipped")}}
 
     points = args.points if name in args.curve_models else 1
     print(f"== {name}: {args.preset}, budget {budget} in {points} segment(s) -> {overrides['out']}", flush=True)
     with loop_builds(name):
         run, curve, minutes = train_in_segments(config_for, budget, points, judge=score)
     record = checkpoint.load_config(run)["record"]
-    fvd, _ = evaluate_fvd(load_trained(name, run, config_for(budget)), feature_net, n=args.fvd_n,
-                          steps=args.eval_steps, progress=False)
+    fvd = curve[-1][1].pop("fvd_report")
+    for _, s in curve[:-1]:
+        s.pop("fvd_report")
     return {"run": str(run), "params": record["params"], "steps": record["step"], "clips_seen": record["clips_seen"],
             "train_minutes": minutes, "final_loss": record["final_loss"], "final": curve[-1][1],
             "curve": [{"minutes": round(m, 2), **s} for m, s in curve],
@@ -164,9 +176,10 @@ def main(argv: list[str] | None = None) -> None:
         write_json("time_to_quality_partial.json", {"models": results})  # nothing lost if a later model fails
     table = markdown_table(["model", "params (M)", "steps", "clips seen", "train min", "final loss", "colour acc",
                             "direction acc", "both", "FVD-shapes", "floor"], rows)
-    curves = markdown_table(["model", "training min", "colour acc", "direction acc", "both"],
+    curves = markdown_table(["model", "training min", "colour acc", "direction acc", "both", "FVD-shapes"],
                             [[name, f"{c['minutes']:.1f}", f"{c['colour_accuracy']:.3f}",
-                              f"{c['direction_accuracy']:.3f}", f"{c['colour_and_direction_accuracy']:.3f}"]
+                              f"{c['direction_accuracy']:.3f}", f"{c['colour_and_direction_accuracy']:.3f}",
+                              f"{c.get('fvd') or float('nan'):.1f}"]
                              for name, r in results.items() for c in r["curve"]])
     reach = markdown_table(["peer", "quality", "peer's final", "peer's minutes", "stillmotion reached it at min",
                             "ratio (goal <= 0.5)"], reach_rows(results))
