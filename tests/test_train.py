@@ -43,6 +43,9 @@ def test_checkpoint_round_trip(tmp_path):
     b = TextToVideo.from_pretrained(tmp_path / "run" / "checkpoint")("a red circle moving left", steps=2, seed=3,
                                                                      progress=False)
     assert a.shape == (1, 3, 4, 16, 16) and torch.equal(a, b)
+    assert checkpoint.exists(tmp_path / "run") and not checkpoint.exists(tmp_path / "nothing")
+    (tmp_path / "run" / "checkpoint").rename(tmp_path / "run" / "checkpoint.old")  # a save interrupted mid-swap
+    assert checkpoint.exists(tmp_path / "run")  # still there to resume from, as resolve finds it
 
 
 def test_resume_gives_the_same_losses(tmp_path):

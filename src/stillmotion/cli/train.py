@@ -28,11 +28,10 @@ def _run_train(args: argparse.Namespace) -> int:
         overrides["bf16"] = True
     if args.resume:
         from stillmotion.train import checkpoint
-        from stillmotion.train.loop import has_checkpoint
 
         out = overrides.get("out") or TrainConfig.out
         staged = Path(out) / "train_config.json"  # a staged run stopped before its video stage saved anything
-        if not has_checkpoint(out) and has_checkpoint(Path(out) / "image") and staged.exists():
+        if not checkpoint.exists(out) and checkpoint.exists(Path(out) / "image") and staged.exists():
             saved = json.loads(staged.read_text())
         else:
             saved = checkpoint.load_config(out)["train"]

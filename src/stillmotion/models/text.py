@@ -131,6 +131,14 @@ class TextEncoder:
             mask[i, : e.shape[0]] = True
         return emb, mask
 
+    def encode_all(self, prompts: list[str], batch: int = 64) -> tuple[Tensor, Tensor]:
+        """`encode` many prompts, `batch` at a time: emb (N, L, D) padded with 0 to the longest, mask (N, L)."""
+        chunks = [self.encode(prompts[i:i + batch]) for i in range(0, len(prompts), batch)]
+        length = max(e.shape[1] for e, _ in chunks)
+        emb = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, length - e.shape[1])) for e, _ in chunks])  # (N, L, D)
+        mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in chunks])  # (N, L)
+        return emb, mask
+
     def empty(self, batch: int = 1) -> tuple[Tensor, Tensor]:
         """Embedding of the empty prompt "" (the unconditional branch of classifier-free guidance).
 
@@ -158,10 +166,7 @@ class TextEncoder:
         from stillmotion.data.atomic import write_atomic
 
         prompts = list(dict.fromkeys(prompts))
-        chunks = [self.encode(prompts[i:i + batch]) for i in range(0, len(prompts), batch)]
-        length = max(e.shape[1] for e, _ in chunks)
-        emb = torch.cat([torch.nn.functional.pad(e, (0, 0, 0, length - e.shape[1])) for e, _ in chunks])  # (N, L, D)
-        mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in chunks])  # (N, L)
+        emb, mask = self.encode_all(prompts, batch)
         data = save({"emb": emb.half().contiguous(), "mask": mask.contiguous()},
                     metadata={"encoder": self.name, "max_length": str(self.max_length), "prompts": json.dumps(prompts)})
         return write_atomic(path, data)

@@ -20,15 +20,29 @@ from stillmotion import __version__
 FORMAT = "stillmotion-checkpoint/1"
 
 
+def _found(path: Path) -> Path | None:
+    """The first of path, path/checkpoint, path/checkpoint.old holding `model.safetensors` + `config.json`."""
+    for candidate in (path, path / "checkpoint", path / "checkpoint.old"):
+        if (candidate / "model.safetensors").is_file() and (candidate / "config.json").is_file():
+            return candidate
+    return None
+
+
+def exists(run_dir: str | Path) -> bool:
+    """Whether a run folder holds a checkpoint to resume from (also one left as checkpoint.old by an interrupted
+    save)."""
+    return _found(Path(run_dir)) is not None
+
+
 def resolve(path: str | Path) -> Path:
     """The folder holding `model.safetensors` + `config.json` for a checkpoint or run folder."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint at '{path}': the path does not exist. Give a run folder "
                                 f"(runs/NAME) or a checkpoint folder containing model.safetensors and config.json")
-    for candidate in (path, path / "checkpoint", path / "checkpoint.old"):
-        if (candidate / "model.safetensors").is_file() and (candidate / "config.json").is_file():
-            return candidate
+    found = _found(path)
+    if found is not None:
+        return found
     raise FileNotFoundError(f"no checkpoint in '{path}': expected model.safetensors and config.json there or in "
                             f"its checkpoint/ folder. Train one with `stillmotion train`, or omit --model to use "
                             f"the shipped model")

@@ -286,7 +286,7 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         save_json(Path(cfg.out) / "train_config.json", cfg.to_dict())
     try:
         for run in runs:
-            saved = has_checkpoint(run.out) and resume
+            saved = checkpoint.exists(run.out) and resume
             if saved and run is not runs[-1] and checkpoint.load_config(run.out).get("record", {}).get("finished"):
                 dist.print0(f"{run.out}: finished already; going on from it")
                 continue
@@ -294,10 +294,6 @@ def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
         return path
     finally:
         torch.set_num_threads(before)
-
-
-def has_checkpoint(out: str | Path) -> bool:
-    return (Path(out) / "checkpoint" / "config.json").exists()
 
 
 def _train(cfg: TrainConfig, *, resume: bool) -> Path:

@@ -58,16 +58,8 @@ def planner_examples(source, seeds: list[int], text, workers: int = 0
                                 disable=not dist.is_main(), leave=False):
         captions.append(caption)
         targets.append(target)
-    tokens, masks = [], []
-    for i in range(0, len(captions), 256):
-        emb, mask = text.encode(captions[i:i + 256])  # (b, L_b, D), (b, L_b)
-        tokens.append(emb.cpu())
-        masks.append(mask.cpu())
-    length = max(t.shape[1] for t in tokens)
-    pad = lambda t, v: torch.nn.functional.pad(t, (0, 0, 0, length - t.shape[1]) if t.dim() == 3  # noqa: E731
-                                               else (0, length - t.shape[1]), value=v)
-    return (torch.cat([pad(t, 0.0) for t in tokens]), torch.cat([pad(m, False) for m in masks]),
-            torch.from_numpy(np.stack(targets)))
+    tokens, mask = text.encode_all(captions, 256)  # (N, L, D), (N, L)
+    return tokens.cpu(), mask.cpu(), torch.from_numpy(np.stack(targets))
 
 
 def fit_planner(net, text, source, seeds: list[int], *, steps: int, batch: int = 256, lr: float = 1e-3,
