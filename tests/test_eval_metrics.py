@@ -260,4 +260,7 @@ def test_prompts_are_split_by_held_out_direction_and_colour_words():
     assert split["by_direction_word"]["without"] == {"n": 3, "direction_accuracy": 2 / 3}
     # whole words only: "lemon-yellow" is not the held-out "lemon"
     assert split["by_colour_word"]["with_heldout_colour_word"] == {"n": 2, "colour_accuracy": 0.5}
+    # neither kind of held-out word: rows 1 and 2
+    assert split["known_attribute_words"] == {"n": 2, "colour_accuracy": 1.0, "direction_accuracy": 1.0,
+                                              "colour_and_direction_accuracy": 1.0}
     assert _wording_split([rows[1]]) == {}  # no held-out word: no split

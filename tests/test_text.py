@@ -120,3 +120,29 @@ def test_whitened_network_carries_its_map(tmp_path):
     assert not torch.allclose(weights["text_whitening"].float(), torch.eye(384), atol=1e-3)  # fitted, saved
     with pytest.raises(ValueError, match="text_whiten=False"):
         build_unet("tiny").set_text_whitening(torch.zeros(384), torch.eye(384))
+
+
+def test_word_positions_cover_the_word(encoder):
+    emb, mask = encoder.encode(["a sapphire circle moving left"])
+    rows = encoder.word_positions("a sapphire circle moving left", "sapphire")
+    assert rows and rows[0] == 2 and rows == list(range(rows[0], rows[-1] + 1))  # after [CLS] "a", contiguous
+    assert max(rows) < int(mask.sum()) - 1  # before "circle ... [SEP]"
+    with pytest.raises(ValueError, match="does not occur"):
+        encoder.word_positions("a red circle", "blue")
+
+
+def test_vocabulary_probe_reads_trained_words_and_catches_swapped_ones(encoder):
+    from stillmotion.eval.vocabulary import encoder_vocabulary, vocabulary_lines
+
+    trained = {"red": ["red", "crimson"], "blue": ["blue", "cobalt"], "green": ["green", "jade"]}
+    templates = {"colour": ["a {w} circle moving left", "the {w} square"]}
+    # a trained word asked about finds its own sentence (cosine 1): always right
+    same = encoder_vocabulary(encoder, {"colour": (trained, {"red": ["crimson"], "blue": ["cobalt"]})}, templates)
+    assert same["colour"]["sentence_accuracy"] == same["colour"]["word_accuracy"] == 1.0
+    assert same["colour"]["chance"] == 1 / 3
+    # the same words filed under the wrong colour: always wrong, and named as misread
+    swapped = encoder_vocabulary(encoder, {"colour": (trained, {"blue": ["crimson"], "green": ["cobalt"]})},
+                                 templates)
+    assert swapped["colour"]["sentence_accuracy"] == swapped["colour"]["word_accuracy"] == 0.0
+    assert swapped["colour"]["words"]["crimson"]["nearest_sentence"] == ["red", "red"]
+    assert "crimson -> red" in vocabulary_lines(swapped)[0]

@@ -96,7 +96,7 @@ def test_two_objects_get_distinct_colours_and_both_are_named():
         clip = world.sample(seed)
         a, b = clip.labels.objects
         assert a.colour != b.colour
-        parsed = parse_prompt(canonical_caption(clip.labels).split(" and a ")[1])
+        parsed = parse_prompt(re.split(r" and (?=an? )", canonical_caption(clip.labels))[1])  # "and a", "and an"
         assert parsed["colour"] == b.colour
 
 
@@ -201,3 +201,10 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert main(["data", "preview", "--n", "1", "--frames", "2", "--out", str(blocker / "p.gif")]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "p.gif" in err
+
+
+def test_canonical_caption_article():
+    assert cap.canonical_caption(labels_from_attributes("orange", "circle", "left", "slow"), speed=False) == \
+        "an orange circle moving left"
+    assert cap.canonical_caption(labels_from_attributes("red", "ring", "up", "slow"), speed=False) == \
+        "a red ring moving up"

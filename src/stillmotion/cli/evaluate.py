@@ -45,6 +45,11 @@ def _run_evaluate(args: argparse.Namespace) -> int:
             f = result["feature_net"]
             print(f"{'':9s} feature net: colour {f['colour_accuracy']:.3f}  shape {f['shape_accuracy']:.3f}  "
                   f"motion {f['motion_accuracy']:.3f}  all three {f['all_accuracy']:.3f}")
+    if "heldout" in args.split:  # how far the text encoder alone relates the held-out words to trained ones
+        from stillmotion.eval.vocabulary import encoder_vocabulary, vocabulary_lines
+
+        report["text_encoder_vocabulary"] = encoder_vocabulary(pipe.text)
+        print("\n".join(vocabulary_lines(report["text_encoder_vocabulary"])))
     fvd_n = args.n if args.fvd_n is None else args.fvd_n
     if fvd_net is not None and fvd_n >= 2:
         from stillmotion.eval.fvd import evaluate_fvd

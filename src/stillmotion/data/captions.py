@@ -317,7 +317,7 @@ def canonical_caption(labels, *, speed: bool = True) -> str:
         noun = f"{obj.colour} {obj.shape}" if obj.shape != "digit" else f"digit {obj.digit}"
         if obj.shape == "digit" and obj.colour != "white":
             noun = f"{obj.colour} digit {obj.digit}"
-        noun = ("the " if obj.shape == "digit" else "a ") + noun
+        noun = "the " + noun if obj.shape == "digit" else _article(noun)  # "an orange circle"
         if obj.motion in DIRECTIONS:
             motion = "moving " + DIRECTION_WORDS[obj.motion][0]
         else:

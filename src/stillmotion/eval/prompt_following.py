@@ -154,6 +154,14 @@ def _wording_split(rows: list[dict]) -> dict:
             chosen = [r[f"{what}_ok"] for r, h in zip(rows, has) if h == keep]
             split[name] = {"n": len(chosen), f"{what}_accuracy": float(np.mean(chosen)) if chosen else None}
         out[f"by_{what}_word"] = split
+    if out:  # the prompts with neither: the held-out sentence shapes and other words, every attribute word trained
+        known = [r for r in rows if not (_has_word(r["prompt"], HELDOUT_DIRECTION_WORDS)
+                                         or _has_word(r["prompt"], HELDOUT_COLOUR_WORDS))]
+        mean = lambda key: float(np.mean(key)) if known else None  # noqa: E731
+        out["known_attribute_words"] = {
+            "n": len(known), "colour_accuracy": mean([r["colour_ok"] for r in known]),
+            "direction_accuracy": mean([r["direction_ok"] for r in known]),
+            "colour_and_direction_accuracy": mean([r["colour_ok"] and r["direction_ok"] for r in known])}
     return out
 
 
@@ -249,10 +257,20 @@ def _direction_lines(report: dict) -> list[str]:
             lines.append(f"- {r['protocol']['split']}: {what} {fmt(w[f'{what}_accuracy'])} on the {w['n']} prompts "
                          f"with a held-out {what} word ({', '.join(words)}), {fmt(wo[f'{what}_accuracy'])} on "
                          f"the other {wo['n']}")
+        known = r.get("known_attribute_words")
+        if known and known["n"]:
+            lines.append(f"- {r['protocol']['split']}: on the {known['n']} prompts with neither (every colour and "
+                         f"direction word a trained one, the sentence shape and other words still unseen): colour "
+                         f"{known['colour_accuracy']:.3f}, direction {known['direction_accuracy']:.3f}, both "
+                         f"{known['colour_and_direction_accuracy']:.3f}")
         if plan:
             lines.append(f"- {r['protocol']['split']}: the motion planner read the prompt's direction in "
                          f"{plan['direction_accuracy']:.3f} of prompts (hint given in {plan['hint_given']:.3f}, "
                          f"median spread {plan['median_std']:.3f} of the canvas)")
+    if report.get("text_encoder_vocabulary"):
+        from stillmotion.eval.vocabulary import vocabulary_lines
+
+        lines += vocabulary_lines(report["text_encoder_vocabulary"])
     return ["## Direction", "", *lines, ""] if lines else []
 
 

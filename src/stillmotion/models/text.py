@@ -139,6 +139,20 @@ class TextEncoder:
         mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in chunks])  # (N, L)
         return emb, mask
 
+    def word_positions(self, prompt: str, word: str) -> list[int]:
+        """Token positions (in `encode`'s rows for `prompt`) that cover the first occurrence of `word`."""
+        self._load()
+        if word not in prompt:
+            raise ValueError(f"word_positions: '{word}' does not occur in '{prompt}'")
+        start = prompt.index(word)
+        spans = self._tokenizer(prompt, return_offsets_mapping=True, truncation=True,
+                                max_length=self.max_length)["offset_mapping"]
+        rows = [i for i, (a, b) in enumerate(spans) if b > a and a < start + len(word) and b > start]
+        if not rows:
+            raise ValueError(f"word_positions: '{word}' falls outside the first {self.max_length} tokens of "
+                             f"'{prompt}'")
+        return rows
+
     def empty(self, batch: int = 1) -> tuple[Tensor, Tensor]:
         """Embedding of the empty prompt "" (the unconditional branch of classifier-free guidance).
 
