@@ -62,6 +62,15 @@ def test_a_frame_with_a_faint_object_or_a_second_copy_is_never_the_anchor():
     assert best_anchor(torch.zeros(1, 16, 32, 32), right[:1]).tolist() == [8]  # no object: the middle frame
 
 
+def test_an_object_drawn_in_few_frames_is_still_anchored_on_one_of_them():
+    x0 = torch.full((1, 3, 16, 32, 32), -1.0)
+    x0[0, 1, 2:7, 14:18, 10:14] = 1.0  # a green square in frames 2-6 only: the median frame is empty
+    content = object_map(x0)
+    anchor = best_anchor(content, torch.tensor([[0.5, 0.0]])).item()
+    assert 2 <= anchor <= 6  # anchored on an empty frame, the clip would lose the object
+    assert follow_trajectory(x0, torch.tensor([[0.5, 0.0]]), anchor_frame=torch.tensor([anchor]))[0, 1].max() == 1.0
+
+
 def test_only_known_motions_that_travel_are_anchored():
     d = torch.tensor([[-0.3, 0.0], [0.1, 0.1], [0.4, 0.4], [0.0, 0.0]])
     given = torch.tensor([True, True, False, True])

@@ -41,6 +41,7 @@ OBJECT_CONTRAST = 0.3  # object_map: differences from the background below this 
 # best_anchor: only frames whose object content is within these fractions of the clip's median frame's: not a faint
 # or half-drawn object (which would vanish), nor one with a second copy beside it (which would be kept in every frame)
 WHOLE_OBJECT = (0.5, 1.5)
+SHOWN = 0.25  # ... that median taken over the frames holding at least this fraction of the fullest frame's content
 
 
 def follow_trajectory(x: Tensor, displacement: Tensor, anchored: Tensor | None = None,
@@ -92,7 +93,8 @@ def best_anchor(content: Tensor, displacement: Tensor, whole: tuple[float, float
         content: (B, F, H, W) >= 0, how much object each pixel holds (`object_map`).
         displacement: (B, 2) [dx, dy] canvas fractions over the clip.
         whole: (low, high): candidates are the frames whose content is within these fractions of the median
-            frame's (the median frame itself always is).
+            frame's, the median over the frames that show the object (at least SHOWN of the fullest frame's
+            content); that median frame itself always is a candidate.
 
     Frame a's wrapped share is the sum, over the frames f, of its content in the strips that `follow_trajectory`
     rolls across the canvas's edges to make frame f, divided by its content. Only frames that show the object as
@@ -111,7 +113,10 @@ def best_anchor(content: Tensor, displacement: Tensor, whole: tuple[float, float
     wraps = leave_y[..., :, None] | leave_x[..., None, :]  # (B, A, F, H, W)
     wrapped = (wraps * content[:, :, None]).sum(dim=(2, 3, 4))  # (B, A)
     held = content.sum(dim=(2, 3))  # (B, A): each candidate's own content
-    typical = held.median(dim=1, keepdim=True).values  # (B, 1)
+    # the typical frame among those that show the object at all (content of at least SHOWN x the fullest frame's):
+    # where it shows in under half the frames, the plain median is an empty frame, and empty frames would compete
+    shown = held >= SHOWN * held.amax(dim=1, keepdim=True)  # (B, A); all True where nothing is drawn anywhere
+    typical = held.masked_fill(~shown, float("nan")).nanmedian(dim=1, keepdim=True).values  # (B, 1)
     usual = (held >= whole[0] * typical) & (held <= whole[1] * typical)  # (B, A)
     share = torch.where(usual, wrapped / held.clamp(min=1e-6), torch.inf)
     order = sorted(range(frames), key=lambda f: (abs(f - frames // 2), f))  # middle first

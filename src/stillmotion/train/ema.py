@@ -23,8 +23,7 @@ class EMA:
     def update(self, model: nn.Module) -> None:
         self.step += 1
         d = min(self.decay, (1 + self.step) / (10 + self.step))
-        for s, p in zip(self.shadow.parameters(), model.parameters()):
-            s.lerp_(p.detach(), 1 - d)
+        torch._foreach_lerp_(list(self.shadow.parameters()), [p.detach() for p in model.parameters()], 1 - d)
         for s, b in zip(self.shadow.buffers(), model.buffers()):
             s.copy_(b)
 

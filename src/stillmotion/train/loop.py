@@ -352,7 +352,10 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
                     f"{planner_fit['seconds']:.0f} s): median spread {planner_fit['median_spread']:.3f}; "
                     f"it stays as fitted")
     ema = EMA(net, cfg.ema_decay)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay)
+    # fused: one kernel over all tensors; torch's CPU default is a loop over the 300-odd tensors (23 ms a step on
+    # one thread for the cpu preset against 4.4 ms fused)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay,
+                            fused=device.type in ("cpu", "cuda"))
     step, history = 0, []
     elapsed = planner_fit["seconds"] if planner_fit else 0.0  # part of the budget
     argv0 = Path(sys.argv[0])  # the console script, or python -m / torchrun -m stillmotion.cli
