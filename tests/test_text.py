@@ -129,6 +129,10 @@ def test_word_positions_cover_the_word(encoder):
     assert max(rows) < int(mask.sum()) - 1  # before "circle ... [SEP]"
     with pytest.raises(ValueError, match="does not occur"):
         encoder.word_positions("a red circle", "blue")
+    # at a given character: the second "red" of "red and red", not the first
+    assert encoder.word_positions("red and red", "red", 8) == [3]
+    with pytest.raises(ValueError, match="at character 3"):
+        encoder.word_positions("a red circle", "red", 3)
 
 
 def test_vocabulary_probe_reads_trained_words_and_catches_swapped_ones(encoder):

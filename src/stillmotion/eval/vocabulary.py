@@ -31,12 +31,15 @@ VOCABULARY = {"colour": (COLOUR_WORDS, HELDOUT_WORDS["colour"]),
               "direction": (DIRECTION_WORDS, HELDOUT_WORDS["direction"])}
 
 
-def _readings(encoder, sentences: list[str], words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N, D) sentence readings and (N, D) word readings, both unit length."""
+def _readings(encoder, template: str, words: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N, D) sentence readings and (N, D) word readings of the template filled with each word, unit length."""
+    sentences = [template.format(w=w) for w in words]
     emb, mask = encoder.encode_all(sentences)  # (N, L, D), (N, L)
     m = mask.float().unsqueeze(-1)
     sentence = (emb * m).sum(1) / m.sum(1).clamp(min=1)  # (N, D)
-    word = torch.stack([e[encoder.word_positions(s, w)].mean(0) for e, s, w in zip(emb, sentences, words)])  # (N, D)
+    slot = template.index("{w}")  # the word's first character, in every sentence
+    word = torch.stack([e[encoder.word_positions(s, w, slot)].mean(0)
+                        for e, s, w in zip(emb, sentences, words)])  # (N, D)
     return F.normalize(sentence, dim=-1), F.normalize(word, dim=-1)
 
 
@@ -59,11 +62,10 @@ def encoder_vocabulary(encoder, vocabulary: dict | None = None, templates: dict 
         hits = {"sentence": [], "word": []}
         for template in templates[what]:
             train_pairs = [(v, w) for v in values for w in trained[v]]
-            sent_t, word_t = _readings(encoder, [template.format(w=w) for _, w in train_pairs],
-                                       [w for _, w in train_pairs])
+            sent_t, word_t = _readings(encoder, template, [w for _, w in train_pairs])
             owner = torch.tensor([values.index(v) for v, _ in train_pairs])  # (T,)
             held = list(per_word)
-            sent_h, word_h = _readings(encoder, [template.format(w=w) for w in held], held)
+            sent_h, word_h = _readings(encoder, template, held)
             for name, h, t in (("sentence", sent_h, sent_t), ("word", word_h, word_t)):
                 sim = h @ t.T  # (H, T)
                 best = torch.full((len(held), len(values)), -2.0).scatter_reduce(
@@ -83,9 +85,9 @@ def vocabulary_lines(report: dict) -> list[str]:
     lines = []
     for what in [k for k in report if isinstance(report[k], dict)]:
         r = report[what]
-        wrong = sorted({f"{w} -> {max(set(d['nearest_sentence']), key=d['nearest_sentence'].count)}"
-                        for w, d in r["words"].items() if d["nearest_sentence"].count(d["true"]) * 2 < len(
-                            d["nearest_sentence"])})
+        usual = {w: max(d["nearest_sentence"], key=d["nearest_sentence"].count)  # ties: the first template's
+                 for w, d in r["words"].items()}
+        wrong = [f"{w} -> {usual[w]}" for w, d in sorted(r["words"].items()) if usual[w] != d["true"]]
         lines.append(f"- {what}: the text encoder places {r['sentence_accuracy']:.2f} of the held-out {what} words "
                      f"(by sentence; {r['word_accuracy']:.2f} by the word's own tokens) nearest a training synonym "
                      f"of the right {what} (chance {r['chance']:.2f})" + (f"; misread: {', '.join(wrong)}" if wrong

@@ -139,12 +139,14 @@ class TextEncoder:
         mask = torch.cat([torch.nn.functional.pad(m, (0, length - m.shape[1])) for _, m in chunks])  # (N, L)
         return emb, mask
 
-    def word_positions(self, prompt: str, word: str) -> list[int]:
-        """Token positions (in `encode`'s rows for `prompt`) that cover the first occurrence of `word`."""
+    def word_positions(self, prompt: str, word: str, start: int | None = None) -> list[int]:
+        """Token positions (in `encode`'s rows for `prompt`) that cover `word` at character `start` (None: its
+        first occurrence)."""
         self._load()
-        if word not in prompt:
-            raise ValueError(f"word_positions: '{word}' does not occur in '{prompt}'")
-        start = prompt.index(word)
+        start = prompt.find(word) if start is None else start
+        if start < 0 or prompt[start:start + len(word)] != word:
+            raise ValueError(f"word_positions: '{word}' does not occur in '{prompt}'"
+                             + ("" if start < 0 else f" at character {start}"))
         spans = self._tokenizer(prompt, return_offsets_mapping=True, truncation=True,
                                 max_length=self.max_length)["offset_mapping"]
         rows = [i for i, (a, b) in enumerate(spans) if b > a and a < start + len(word) and b > start]
