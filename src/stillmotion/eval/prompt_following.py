@@ -134,6 +134,7 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
 
 HELDOUT_DIRECTION_WORDS = sorted({w for words in HELDOUT_WORDS["direction"].values() for w in words})
 HELDOUT_COLOUR_WORDS = sorted({w for words in HELDOUT_WORDS["colour"].values() for w in words})
+HELDOUT_ATTRIBUTE_WORDS = {"direction": HELDOUT_DIRECTION_WORDS, "colour": HELDOUT_COLOUR_WORDS}
 
 
 def _has_word(prompt: str, words: list[str]) -> bool:
@@ -144,19 +145,18 @@ def _wording_split(rows: list[dict]) -> dict:
     """Direction (colour) accuracy of the prompts with and without a held-out direction (colour) word ("westward",
     "scarlet", ...): words that no training caption uses, which the model can only follow if its text encoder
     relates them to trained ones."""
+    has = {what: [_has_word(r["prompt"], words) for r in rows] for what, words in HELDOUT_ATTRIBUTE_WORDS.items()}
     out = {}
-    for what, words in (("direction", HELDOUT_DIRECTION_WORDS), ("colour", HELDOUT_COLOUR_WORDS)):
-        has = [_has_word(r["prompt"], words) for r in rows]
-        if not any(has):
+    for what, flags in has.items():
+        if not any(flags):
             continue
         split = {}
         for name, keep in ((f"with_heldout_{what}_word", True), ("without", False)):
-            chosen = [r[f"{what}_ok"] for r, h in zip(rows, has) if h == keep]
+            chosen = [r[f"{what}_ok"] for r, h in zip(rows, flags) if h == keep]
             split[name] = {"n": len(chosen), f"{what}_accuracy": float(np.mean(chosen)) if chosen else None}
         out[f"by_{what}_word"] = split
     if out:  # the prompts with neither: the held-out sentence shapes and other words, every attribute word trained
-        known = [r for r in rows if not (_has_word(r["prompt"], HELDOUT_DIRECTION_WORDS)
-                                         or _has_word(r["prompt"], HELDOUT_COLOUR_WORDS))]
+        known = [r for r, *flags in zip(rows, *has.values()) if not any(flags)]
         mean = lambda key: float(np.mean(key)) if known else None  # noqa: E731
         out["known_attribute_words"] = {
             "n": len(known), "colour_accuracy": mean([r["colour_ok"] for r in known]),
@@ -248,7 +248,7 @@ def _direction_lines(report: dict) -> list[str]:
     lines = []
     for r in report["results"]:
         plan = r.get("planner")
-        for what, words in (("direction", HELDOUT_DIRECTION_WORDS), ("colour", HELDOUT_COLOUR_WORDS)):
+        for what, words in HELDOUT_ATTRIBUTE_WORDS.items():
             split = r.get(f"by_{what}_word")
             if not split:
                 continue

@@ -60,11 +60,11 @@ def encoder_vocabulary(encoder, vocabulary: dict | None = None, templates: dict 
         per_word = {w: {"true": v, "nearest_sentence": [], "nearest_word": []}
                     for v, words in heldout.items() for w in words}
         hits = {"sentence": [], "word": []}
+        train_pairs = [(v, w) for v in values for w in trained[v]]
+        owner = torch.tensor([values.index(v) for v, _ in train_pairs])  # (T,) each synonym's value
+        held = list(per_word)
         for template in templates[what]:
-            train_pairs = [(v, w) for v in values for w in trained[v]]
             sent_t, word_t = _readings(encoder, template, [w for _, w in train_pairs])
-            owner = torch.tensor([values.index(v) for v, _ in train_pairs])  # (T,)
-            held = list(per_word)
             sent_h, word_h = _readings(encoder, template, held)
             for name, h, t in (("sentence", sent_h, sent_t), ("word", word_h, word_t)):
                 sim = h @ t.T  # (H, T)

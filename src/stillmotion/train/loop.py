@@ -146,11 +146,8 @@ def fit_text_whitening(net, text: TextEncoder, source, cfg: TrainConfig, n: int 
         captions = [c for e in source.entries for c in e.captions][:n]
     else:
         captions = [source.sample(clip_seed(cfg, i)).caption for i in range(n)]
-    tokens = []
-    for i in range(0, n, 256):
-        emb, mask = text.encode(captions[i:i + 256])  # (b, L, D), (b, L)
-        tokens.append(emb[mask.bool()])  # (valid tokens, D)
-    mean, matrix = whitening(torch.cat(tokens))
+    emb, mask = text.encode_all(captions, 256)  # (N, L, D), (N, L)
+    mean, matrix = whitening(emb[mask])  # on the valid tokens (T, D)
     net.set_text_whitening(mean.to(net.text_mean.device), matrix.to(net.text_mean.device))
     dist.print0(f"text whitening fitted on {len(captions)} training captions")
 
