@@ -11,13 +11,22 @@ For each model, on the same 3 x 16 x 32 x 32 clips with 384-d text tokens:
     forward, then for two training steps (so AdamW's state is included). This counts everything torch allocates
     on the CPU, which tracemalloc does not see.
 
+Variants (--variants, for --variant-models, stillmotion by default), each its own row against the peak of its
+own dtype: bf16 autocast, torch.compile (inductor), and both. On a GPU (--device cuda) every call is repeated
+--inner times and synchronized, times are wall seconds, the peaks are an 8192^3 fp32 (TF32 off, torch's default
+for matmuls) and bf16 matmul, and peak memory is the CUDA allocator's, measured in-process.
+
     nice -n 19 env OMP_NUM_THREADS=1 python bench/backbones.py            # table + bench/results/backbones.json
     nice -n 19 env OMP_NUM_THREADS=1 python bench/backbones.py --profile  # where stillmotion's step spends time
+    env OMP_NUM_THREADS=1 python bench/backbones.py --models stillmotion --variants fp32 bf16 compile --no-memory
+    python bench/backbones.py --device cuda --batch 64 --variants fp32 bf16 compile compile-bf16 \\
+        --out backbones_cuda.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -33,6 +42,7 @@ from common import (
     machine,
     markdown_table,
     matmul_call,
+    on_device,
     peak_rss_mb,
     reset_peak_rss,
     round_robin,
@@ -54,9 +64,9 @@ def train_step_fn(net, opt, x, nl, cond, target):
     return step
 
 
-def count_gflop(net, frames: int = 16, size: int = 32) -> tuple[float, float]:
+def count_gflop(net, frames: int = 16, size: int = 32, device: torch.device | str = "cpu") -> tuple[float, float]:
     """(forward, forward + backward) GFLOP per clip, counted on a batch of 1."""
-    x, nl, cond, target = example(1, frames, size)
+    x, nl, cond, target = (v.to(device) for v in example(1, frames, size))
     with torch.no_grad(), FlopCounterMode(display=False) as fwd:
         net(x, nl, cond)
     with FlopCounterMode(display=False) as both:
@@ -154,30 +164,62 @@ def update_memory(args) -> None:
     finish(result, args.out)
 
 
+VARIANTS = ("fp32", "bf16", "compile", "compile-bf16")
+GPU_NOTE = ("timings: CUDA, wall seconds of `inner` back-to-back calls then torch.cuda.synchronize, divided by "
+            "inner; medians over round-robin repeats; peak memory is torch.cuda.max_memory_allocated")
+
+
+def row_name(name: str, variant: str) -> str:
+    return name if variant == "fp32" else f"{name} [{variant}]"
+
+
+def prepare(net, variant: str, device: torch.device):
+    """The callable a variant times and its autocast context: `compile` wraps the same module in torch.compile
+    (default inductor mode; the optimizer keeps the module's own parameters), `bf16` runs under bfloat16
+    autocast (weights, gradients and AdamW state stay fp32)."""
+    model = torch.compile(net) if variant.startswith("compile") else net
+    if variant.endswith("bf16"):
+        return model, lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return model, contextlib.nullcontext
+
+
+def cuda_memory(call, device: torch.device) -> float:
+    """Peak CUDA memory (MiB) that `call` allocates above what is allocated before it."""
+    torch.cuda.synchronize(device)
+    base = torch.cuda.memory_allocated(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    call()
+    torch.cuda.synchronize(device)
+    return (torch.cuda.max_memory_allocated(device) - base) / 2 ** 20
+
+
 def finish(result: dict, out: str):
-    """Speed-ups against stillmotion, the markdown table, the JSON file."""
-    info, peak = result["models"], result["matmul_peak_gflops"]
-    base = info.get("stillmotion")
-    for name, r in info.items():
-        if base is not None and name != "stillmotion":
+    """Speed-ups against stillmotion (same variant), the markdown table, the JSON file."""
+    info, cuda = result["models"], result["device"] == "cuda"
+    for r in info.values():
+        base = info.get(row_name("stillmotion", r["variant"]))
+        if base is not None and r["model"] != "stillmotion":
             r["stillmotion_train_speedup"] = base["train_clips_per_s"] / r["train_clips_per_s"]
             r["stillmotion_fwd_speedup"] = base["fwd_clips_per_s"] / r["fwd_clips_per_s"]
-    header = ["model", "params (M)", "GFLOP/clip fwd", "GFLOP/clip train", "fwd cpu s", "train step cpu s",
+    t = "wall" if cuda else "cpu"
+    header = ["model", "params (M)", "GFLOP/clip fwd", "GFLOP/clip train", f"fwd {t} s", f"train step {t} s",
               "train step wall s", "train clips/s", "train GFLOP/s", "% of matmul peak", "peak MiB fwd",
               "peak MiB train", "stillmotion speed-up (train)", "(fwd)"]
     rows = []
-    for name, r in info.items():
+    for key, r in info.items():
         m = r.get("memory", {})
         if "error" in m:
             m = {"infer_peak_mb": m["error"], "train_peak_mb": m["error"]}
-        rows.append([name, r["params"] / 1e6, r["fwd_gflop_per_clip"], r["train_gflop_per_clip"], r["fwd_s"],
+        rows.append([key, r["params"] / 1e6, r["fwd_gflop_per_clip"], r["train_gflop_per_clip"], r["fwd_s"],
                      r["train_step_s"], r["train_step_wall_s"], r["train_clips_per_s"], r["train_gflops"],
                      f"{100 * r['train_peak_fraction']:.1f}", m.get("infer_peak_mb", "-"), m.get("train_peak_mb", "-"),
                      f"{r['stillmotion_train_speedup']:.2f}x" if "stillmotion_train_speedup" in r else "1",
                      f"{r['stillmotion_fwd_speedup']:.2f}x" if "stillmotion_fwd_speedup" in r else "1"])
     result["table"] = markdown_table(header, rows)
-    print(f"\nbatch {result['batch']}, {result['frames']}x{result['size']}x{result['size']}; fp32 matmul peak "
-          f"{peak:.1f} GFLOP/s (1 thread); {TIMING_NOTE}\n")
+    peaks = ", ".join(f"{k} {v:.1f}" for k, v in result["matmul_peak_gflops"].items())
+    where = result["machine"].get("gpu", f"{result['machine']['threads']} thread(s)")
+    print(f"\nbatch {result['batch']}, {result['frames']}x{result['size']}x{result['size']}; matmul peak GFLOP/s "
+          f"({where}): {peaks}; {result['machine']['note']}\n")
     print(result["table"])
     return write_json(out, result)
 
@@ -189,13 +231,29 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--frames", type=int, default=16)
     p.add_argument("--size", type=int, default=32)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--matmul", type=int, default=2048, help="size n of the n x n fp32 matmul that measures the peak")
+    p.add_argument("--device", default="cpu", help="cpu (1 thread, CPU seconds) or cuda (wall seconds, synchronized)")
+    p.add_argument("--inner", type=int, default=None,
+                   help="calls per timed sample (default 1 on the CPU, 10 on CUDA, where one call is milliseconds)")
+    p.add_argument("--variants", nargs="+", default=["fp32"], choices=VARIANTS,
+                   help="fp32 (eager), bf16 (autocast), compile (torch.compile), compile-bf16; each a table row")
+    p.add_argument("--variant-models", nargs="+", default=["stillmotion"], choices=MODELS,
+                   help="the models the non-fp32 variants are measured for (compiling a peer takes minutes)")
+    p.add_argument("--matmul", type=int, default=None,
+                   help="size n of the n x n matmul that measures the peak (default 2048 on the CPU, 8192 on CUDA)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-model child processes for peak memory")
     p.add_argument("--profile", action="store_true", help="only profile stillmotion's training step")
     p.add_argument("--memory-only", action="store_true", help="only (re)measure peak memory, into an existing --out")
     p.add_argument("--out", default="backbones.json")
     p.add_argument("--memory-child", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: torch sees no CUDA device here")
+    if cuda:  # fp32 means fp32: cuDNN would otherwise run fp32 convolutions as TF32 against an fp32 matmul peak
+        torch.backends.cudnn.allow_tf32 = False
+    inner = args.inner or (10 if cuda else 1)
+    matmul_n = args.matmul or (8192 if cuda else 2048)
 
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child, args.batch, args.frames, args.size)))
@@ -211,54 +269,80 @@ def main(argv: list[str] | None = None) -> None:
         (RESULTS / "profile_stillmotion.txt").write_text(table + "\n")
         return
 
-    print(f"backbones: {args.frames}x{args.size}x{args.size} clips, batch {args.batch}; {TIMING_NOTE}", flush=True)
-    nets, calls, info = {}, {}, {}
-    mm, mm_flop = matmul_call(args.matmul)
-    calls["matmul"] = mm
-    x, nl, cond, target = example(args.batch, args.frames, args.size)
+    note = GPU_NOTE if cuda else TIMING_NOTE
+    clock = "wall_s" if cuda else "cpu_s"
+    print(f"backbones on {device}: {args.frames}x{args.size}x{args.size} clips, batch {args.batch}; {note}",
+          flush=True)
+    calls, info = {}, {}
+    dtypes = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if any("bf16" in v for v in args.variants) else {})}
+    mm_flop = {}
+    for dname, dtype in dtypes.items():
+        mm, mm_flop[dname] = matmul_call(matmul_n, device, dtype)
+        calls[f"matmul/{dname}"] = on_device(mm, device, inner)
+    x, nl, cond, target = (v.to(device) for v in example(args.batch, args.frames, args.size))
     for name in args.models:
-        torch.manual_seed(0)
-        net = nets[name] = build(name)
-        fwd_gflop, train_gflop = count_gflop(net, args.frames, args.size)
-        info[name] = {"params": count_params(net), "fwd_gflop_per_clip": fwd_gflop,
-                      "train_gflop_per_clip": train_gflop}
-        print(f"{name}: {info[name]['params'] / 1e6:.2f}M params, {fwd_gflop:.2f} GFLOP fwd, "
-              f"{train_gflop:.2f} GFLOP fwd+bwd per clip", flush=True)
-        opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+        for variant in args.variants if name in args.variant_models else ["fp32"]:
+            key = row_name(name, variant)
+            torch.manual_seed(0)
+            net = build(name).to(device)
+            fwd_gflop, train_gflop = count_gflop(net, args.frames, args.size, device)
+            info[key] = {"model": name, "variant": variant, "params": count_params(net),
+                         "fwd_gflop_per_clip": fwd_gflop, "train_gflop_per_clip": train_gflop}
+            print(f"{key}: {info[key]['params'] / 1e6:.2f}M params, {fwd_gflop:.2f} GFLOP fwd, "
+                  f"{train_gflop:.2f} GFLOP fwd+bwd per clip", flush=True)
+            model, autocast = prepare(net, variant, device)
+            opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+            train = train_step_fn(model, opt, x, nl, cond, target)
 
-        def forward(net=net):
-            with torch.inference_mode():
-                net(x, nl, cond)
-        calls[f"{name}/fwd"] = forward
-        calls[f"{name}/train"] = train_step_fn(net, opt, x, nl, cond, target)
+            def forward(model=model, autocast=autocast):
+                with torch.inference_mode(), autocast():
+                    model(x, nl, cond)
+
+            def train_step(train=train, autocast=autocast):
+                with autocast():
+                    train()
+            try:  # a peer that cannot run here (a missing package, a CPU-only op) loses its row, not the run
+                train_step()
+            except Exception as e:  # noqa: BLE001
+                print(f"{key}: skipped, its training step failed: {type(e).__name__}: {e}", flush=True)
+                info[key]["error"] = f"{type(e).__name__}: {e}"
+                continue
+            if cuda and not args.no_memory:  # in-process: the CUDA allocator's own peak is exact
+                info[key]["memory"] = {"infer_peak_mb": round(cuda_memory(forward, device), 1),
+                                       "train_peak_mb": round(cuda_memory(lambda t=train_step: (t(), t()), device), 1)}
+            calls[f"{key}/fwd"] = on_device(forward, device, inner)
+            calls[f"{key}/train"] = on_device(train_step, device, inner)
     times = round_robin(calls, args.repeats, log=lambda s: print(s, flush=True))
-    peak_gflops = mm_flop / 1e9 / times["matmul"]["cpu_s"]
-    print(f"fp32 matmul peak ({args.matmul}^3, 1 thread): {peak_gflops:.1f} GFLOP/s", flush=True)
+    for t in times.values():
+        for k in ("cpu_s", "wall_s"):
+            t[k] /= inner
+    peak = {d: mm_flop[d] / 1e9 / times[f"matmul/{d}"][clock] for d in dtypes}
+    peaks = ", ".join(f"{d} {v:.1f}" for d, v in peak.items())
+    print(f"matmul peak ({matmul_n}^3): {peaks} GFLOP/s", flush=True)
 
-    for name in args.models:
-        fwd, train = times[f"{name}/fwd"], times[f"{name}/train"]
-        r = info[name]
-        r.update(fwd_s=fwd["cpu_s"], fwd_wall_s=fwd["wall_s"], train_step_s=train["cpu_s"],
-                 train_step_wall_s=train["wall_s"], fwd_clips_per_s=args.batch / fwd["cpu_s"],
-                 train_clips_per_s=args.batch / train["cpu_s"],
-                 fwd_gflops=r["fwd_gflop_per_clip"] * args.batch / fwd["cpu_s"],
-                 train_gflops=r["train_gflop_per_clip"] * args.batch / train["cpu_s"], timing_samples={
+    failed = {key: info.pop(key) for key in [k for k, r in info.items() if "error" in r]}
+    for key, r in info.items():
+        fwd, train = times[f"{key}/fwd"], times[f"{key}/train"]
+        r.update(fwd_s=fwd[clock], fwd_wall_s=fwd["wall_s"], train_step_s=train[clock],
+                 train_step_wall_s=train["wall_s"], fwd_clips_per_s=args.batch / fwd[clock],
+                 train_clips_per_s=args.batch / train[clock],
+                 fwd_gflops=r["fwd_gflop_per_clip"] * args.batch / fwd[clock],
+                 train_gflops=r["train_gflop_per_clip"] * args.batch / train[clock], timing_samples={
                      "fwd": fwd, "train": train})
-        r["fwd_peak_fraction"] = r["fwd_gflops"] / peak_gflops
-        r["train_peak_fraction"] = r["train_gflops"] / peak_gflops
-    base = info.get("stillmotion")
-    for name in args.models:
-        if base is not None and name != "stillmotion":
-            info[name]["stillmotion_train_speedup"] = base["train_clips_per_s"] / info[name]["train_clips_per_s"]
-            info[name]["stillmotion_fwd_speedup"] = base["fwd_clips_per_s"] / info[name]["fwd_clips_per_s"]
+        reference = peak["bf16" if r["variant"].endswith("bf16") else "fp32"]
+        r["fwd_peak_fraction"] = r["fwd_gflops"] / reference
+        r["train_peak_fraction"] = r["train_gflops"] / reference
 
-    result = {"benchmark": "backbones", "argv": sys.argv[1:], "batch": args.batch, "frames": args.frames,
-              "size": args.size, "repeats": args.repeats, "matmul_n": args.matmul, "matmul_peak_gflops": peak_gflops,
-              "matmul_timing": times["matmul"], "machine": machine(), "models": info}
+    result = {"benchmark": "backbones", "argv": sys.argv[1:], "device": device.type, "batch": args.batch,
+              "frames": args.frames, "size": args.size, "repeats": args.repeats, "inner": inner,
+              "matmul_n": matmul_n, "matmul_peak_gflops": peak, "matmul_timing": {d: times[f"matmul/{d}"]
+                                                                                   for d in dtypes},
+              "machine": machine(note, device), "models": info, "failed": failed}
     path = finish(result, args.out)  # the timings are saved before the (slow) memory children run
-    if not args.no_memory:
-        for name in args.models:
-            info[name]["memory"] = measure_memory(name, args)
+    if not args.no_memory and not cuda:
+        for r in info.values():
+            if r["variant"] == "fp32":
+                r["memory"] = measure_memory(r["model"], args)
         path = finish(result, args.out)
     print(f"\nwrote {path}")
 

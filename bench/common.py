@@ -63,12 +63,25 @@ def round_robin(calls: dict[str, Callable[[], object]], repeats: int, warmup: in
             for k, v in samples.items()}
 
 
-def matmul_call(n: int = 2048) -> tuple[Callable[[], object], float]:
-    """A large fp32 torch.mm and its FLOP count (2 n^3): the machine's achievable fp32 peak at this thread count."""
+def matmul_call(n: int = 2048, device: str | torch.device = "cpu",
+                dtype: torch.dtype = torch.float32) -> tuple[Callable[[], object], float]:
+    """A large torch.mm and its FLOP count (2 n^3): the machine's achievable peak for `dtype` (on the CPU, at this
+    thread count). On CUDA, fp32 is true fp32: torch leaves TF32 off for matmuls unless asked."""
     g = torch.Generator().manual_seed(0)
-    a, b = torch.randn(n, n, generator=g), torch.randn(n, n, generator=g)
-    out = torch.empty(n, n)
+    a, b = (torch.randn(n, n, generator=g).to(device, dtype) for _ in range(2))
+    out = torch.empty(n, n, device=device, dtype=dtype)
     return (lambda: torch.mm(a, b, out=out)), 2.0 * n ** 3
+
+
+def on_device(fn: Callable[[], object], device: torch.device, inner: int = 1) -> Callable[[], None]:
+    """`fn` called `inner` times and then waited for: a CUDA call returns before the GPU has done the work, so a
+    timer around it alone measures the launch. Divide the time of one call by `inner`."""
+    def call():
+        for _ in range(inner):
+            fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    return call
 
 
 def cpu_model() -> str:
@@ -82,9 +95,14 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def machine(note: str = TIMING_NOTE) -> dict:
-    return {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+def machine(note: str = TIMING_NOTE, device: torch.device | None = None) -> dict:
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
             "threads": torch.get_num_threads(), "load_average": os.getloadavg(), "note": note}
+    if device is not None and device.type == "cuda":
+        info.update(gpu=torch.cuda.get_device_name(device), cuda=torch.version.cuda,
+                    cudnn_allow_tf32=torch.backends.cudnn.allow_tf32,
+                    matmul_allow_tf32=torch.backends.cuda.matmul.allow_tf32)
+    return info
 
 
 def _status_mb(field: str) -> float | None:

@@ -26,7 +26,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+import traceback
 from pathlib import Path
+
+import torch
 
 from common import machine, markdown_table, setup_threads, write_json
 from peers import MODELS, build
@@ -34,7 +37,7 @@ from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.eval.prompt_following import evaluate_prompt_following
 from stillmotion.models.text import TextEncoder
 from stillmotion.pipelines.text_to_video import TextToVideo, load
-from stillmotion.train import checkpoint
+from stillmotion.train import checkpoint, dist
 from stillmotion.train import loop as train_loop
 from stillmotion.train.config import make_config
 from stillmotion.train.segments import train_in_segments
@@ -56,16 +59,16 @@ def loop_builds(name: str):
         train_loop.build_unet = original
 
 
-def load_trained(name: str, run: Path, cfg) -> TextToVideo:
-    """The EMA weights of a finished run as a text-to-video pipeline (a peer cannot go through `load`, which
-    rebuilds a SpaceTimeUNet from config.json)."""
+def load_trained(name: str, run: Path, cfg, device: torch.device) -> TextToVideo:
+    """The EMA weights of a finished run as a text-to-video pipeline on `device` (a peer cannot go through
+    `load`, which rebuilds a SpaceTimeUNet from config.json)."""
     if name == "stillmotion":
-        return load(run)
-    net = build(name)
+        return load(run, device=device)
+    net = build(name).to(device)
     net.load_state_dict(checkpoint.load_weights(run), strict=True)
     net.eval().requires_grad_(False)
     denoiser = Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
-    return TextToVideo(denoiser, TextEncoder(cfg.text_encoder), frames=cfg.frames, size=cfg.size,
+    return TextToVideo(denoiser, TextEncoder(cfg.text_encoder, device=device), frames=cfg.frames, size=cfg.size,
                        info=checkpoint.load_config(run))
 
 
@@ -116,7 +119,7 @@ def run_model(name: str, args, budget: dict, feature_net, evaluate_fvd) -> dict:
 
     def score(run: Path) -> dict:
         """Prompt accuracy and FVD-shapes at every point, so the time to reach a peer's FVD is known too."""
-        pipe = load_trained(name, run, config_for(budget))
+        pipe = load_trained(name, run, config_for(budget), args.device)
         fvd, _ = evaluate_fvd(pipe, feature_net, n=args.fvd_n, steps=args.eval_steps, progress=False)
         return {**judge(pipe, n=args.n, steps=args.eval_steps, split=args.split), "fvd": fvd.get("generated"),
                 "fvd_report": {k: fvd.get(k) for k in ("metric", "generated", "floor", "generated_ratio_to_floor",
@@ -154,6 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="more training options (all models)")
     p.add_argument("--out", default="runs/time_to_quality")
     args = p.parse_args(argv)
+    args.device = dist.init()  # where the training loop runs (CUDA when there is one), and so the judging
     if (args.minutes is None) == (args.steps is None):
         p.error("give exactly one budget: --minutes M (the benchmark) or --steps N (a smoke test)")
     if args.threads:
@@ -161,11 +165,16 @@ def main(argv: list[str] | None = None) -> None:
     from stillmotion.eval.features import load_feature_net
     from stillmotion.eval.fvd import evaluate_fvd
 
-    feature_net = load_feature_net("shapes")
+    feature_net = load_feature_net("shapes", device=args.device)
     budget = {"minutes": args.minutes} if args.minutes is not None else {"steps": args.steps}
-    results, rows = {}, []
+    results, rows, failed = {}, [], {}
     for name in args.models:
-        results[name] = r = run_model(name, args, budget, feature_net, evaluate_fvd)
+        try:
+            results[name] = r = run_model(name, args, budget, feature_net, evaluate_fvd)
+        except Exception as e:  # noqa: BLE001 -- one backbone that cannot run here must not lose the others
+            traceback.print_exc()
+            failed[name] = f"{type(e).__name__}: {e}"
+            continue
         final, fvd = r["final"], r["fvd"]
         rows.append([name, f"{r['params'] / 1e6:.2f}", r["steps"], r["clips_seen"], f"{r['train_minutes']:.1f}",
                      f"{r['final_loss']:.4f}", f"{final['colour_accuracy']:.3f}", f"{final['direction_accuracy']:.3f}",
@@ -173,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
                      f"{fvd.get('floor') or float('nan'):.1f}"])
         print(f"   {name}: {r['steps']} steps in {r['train_minutes']:.1f} min, loss {r['final_loss']:.4f}, {final}, "
               f"FVD {fvd.get('generated')}", flush=True)
-        write_json("time_to_quality_partial.json", {"models": results})  # nothing lost if a later model fails
+        # nothing lost if a later model fails
+        write_json("time_to_quality_partial.json", {"models": results, "failed": failed})
     table = markdown_table(["model", "params (M)", "steps", "clips seen", "train min", "final loss", "colour acc",
                             "direction acc", "both", "FVD-shapes", "floor"], rows)
     curves = markdown_table(["model", "training min", "colour acc", "direction acc", "both", "FVD-shapes"],
@@ -187,8 +197,9 @@ def main(argv: list[str] | None = None) -> None:
           f"dpmpp-2m {args.eval_steps} steps, guidance 4. The budget is wall-clock: run this on an otherwise idle "
           "machine, or every model's share differs.")
     name = "time_to_quality.json" if args.minutes is not None else "time_to_quality_steps.json"  # smoke tests apart
-    path = write_json(name, {"benchmark": "time_to_quality", "argv": sys.argv[1:], "machine": machine(WALL_CLOCK_NOTE),
-                             "models": results, "tables": {"final": table, "curves": curves, "reach": reach}})
+    path = write_json(name, {"benchmark": "time_to_quality", "argv": sys.argv[1:],
+                             "machine": machine(WALL_CLOCK_NOTE, args.device), "models": results, "failed": failed,
+                             "tables": {"final": table, "curves": curves, "reach": reach}})
     print(f"wrote {path}")
 
 
