@@ -313,9 +313,10 @@ def main(argv: list[str] | None = None) -> None:
             calls[f"{key}/fwd"] = on_device(forward, device, inner)
             calls[f"{key}/train"] = on_device(train_step, device, inner)
     times = round_robin(calls, args.repeats, log=lambda s: print(s, flush=True))
-    for t in times.values():
+    for t in times.values():  # per call, not per `inner` calls (the round log above shows the latter)
         for k in ("cpu_s", "wall_s"):
             t[k] /= inner
+            t[f"{k}_all"] = [round(v / inner, 6) for v in t[f"{k}_all"]]
     peak = {d: mm_flop[d] / 1e9 / times[f"matmul/{d}"][clock] for d in dtypes}
     peaks = ", ".join(f"{d} {v:.1f}" for d, v in peak.items())
     print(f"matmul peak ({matmul_n}^3): {peaks} GFLOP/s", flush=True)

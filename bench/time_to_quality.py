@@ -14,6 +14,10 @@ after each, prompt accuracy and FVD-shapes (stillmotion.train.segments; resuming
 the same), which gives the time at which stillmotion first reached each peer's final quality (accuracy at least
 the peer's, FVD at most): the goal is at most half the peer's time.
 
+Everything runs on the device the training loop picks (`stillmotion.train.dist.init`: CUDA when there is one), the
+judging too. A backbone that fails (a missing package, an op its library runs only on the CPU) is reported under
+"failed" and the others go on.
+
     # the real run; results in bench/results/time_to_quality.json
     python bench/time_to_quality.py --minutes 8 --n 32 --fvd-n 32 --eval-steps 10 --threads 2 --split canonical
     # a smoke test of the plumbing

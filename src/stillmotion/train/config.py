@@ -71,6 +71,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.995
+    ema_warmup: float = 10.0            # EMA decay_t = min(ema_decay, (1 + t) / (ema_warmup + t)) (train/ema.py):
+    #                                     in a short run the warmup, not ema_decay, sets the averaging length
     bf16: bool = False
     # budget and bookkeeping
     steps: int | None = None            # stop after this many optimizer steps ...
@@ -219,6 +221,10 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"image_p_std must be > 0 or none (got {cfg.image_p_std})")
     if cfg.p_std <= 0:
         problems.append(f"p_std must be > 0 (got {cfg.p_std})")
+    if not 0 <= cfg.ema_decay < 1:
+        problems.append(f"ema_decay must be in [0, 1) (got {cfg.ema_decay})")
+    if cfg.ema_warmup <= 1:
+        problems.append(f"ema_warmup must be > 1 (got {cfg.ema_warmup}); 10 is the usual warmup")
     if cfg.image_batch_size < 1:
         problems.append(f"image_batch_size must be >= 1 (got {cfg.image_batch_size})")
     if cfg.planner_fit_clips < 0 or cfg.planner_fit_steps < 0:

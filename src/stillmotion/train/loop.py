@@ -348,7 +348,7 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
         dist.print0(f"motion planner fitted on {planner_fit['clips']} clips' flows ({planner_fit['steps']} steps, "
                     f"{planner_fit['seconds']:.0f} s): median spread {planner_fit['median_spread']:.3f}; "
                     f"it stays as fitted")
-    ema = EMA(net, cfg.ema_decay)
+    ema = EMA(net, cfg.ema_decay, cfg.ema_warmup)
     # fused: one kernel over all tensors; torch's CPU default is a loop over the 300-odd tensors (the update alone:
     # 23 ms on one thread for the cpu preset, 4.4 ms fused; a whole shapes-s step, ~1 s, shows no difference)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay,

@@ -46,7 +46,8 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
                      f"{s.get('hardware', '?')} | {s.get('threads', '?')} | {s.get('torch', '?')} |")
     train = config.get("train", {})
     lines += ["", f"Seed {train.get('seed')}, batch {train.get('batch_size')}, lr {train.get('lr')}, EMA "
-              f"{train.get('ema_decay')}, noise levels log-normal({train.get('p_mean')}, {train.get('p_std')}), "
+              f"{train.get('ema_decay')} (warmup {train.get('ema_warmup', 10.0)}), noise levels "
+              f"log-normal({train.get('p_mean')}, {train.get('p_std')}), "
               f"prompt dropout {train.get('cfg_dropout')}. The last stage's full config is in `config.json`."]
     if report:
         lines += ["", "## Evaluation", "",
