@@ -20,7 +20,8 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float = 0.999, warmup: float = 10.0):
         if warmup <= 1:
-            raise ValueError(f"EMA warmup must be > 1 (got {warmup}): decay_t would start at or below zero")
+            raise ValueError(f"EMA warmup must be > 1 (got {warmup}): at 1 the average never leaves the initial "
+                             "weights, below 1 it extrapolates past the model's")
         self.decay, self.warmup = decay, warmup
         self.step = 0
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
