@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> None:
     for dname, dtype in dtypes.items():
         mm, mm_flop[dname] = matmul_call(matmul_n, device, dtype)
         calls[f"matmul/{dname}"] = on_device(mm, device, inner)
+        mm()  # warm-up (round_robin's own warm-up is off: each model's first calls below are its warm-up)
     x, nl, cond, target = (v.to(device) for v in example(args.batch, args.frames, args.size))
     for name in args.models:
         for variant in args.variants if name in args.variant_models else ["fp32"]:
@@ -301,10 +302,11 @@ def main(argv: list[str] | None = None) -> None:
             def train_step(train=train, autocast=autocast):
                 with autocast():
                     train()
-            try:  # a peer that cannot run here (a missing package, a CPU-only op) loses its row, not the run
+            try:  # the warm-up (compiling, too); a peer that cannot run here (a missing package, a CPU-only op)
+                forward()  # loses its row, not the run
                 train_step()
             except Exception as e:  # noqa: BLE001
-                print(f"{key}: skipped, its training step failed: {type(e).__name__}: {e}", flush=True)
+                print(f"{key}: skipped, it failed to run: {type(e).__name__}: {e}", flush=True)
                 info[key]["error"] = f"{type(e).__name__}: {e}"
                 continue
             if cuda and not args.no_memory:  # in-process: the CUDA allocator's own peak is exact
@@ -312,7 +314,7 @@ def main(argv: list[str] | None = None) -> None:
                                        "train_peak_mb": round(cuda_memory(lambda t=train_step: (t(), t()), device), 1)}
             calls[f"{key}/fwd"] = on_device(forward, device, inner)
             calls[f"{key}/train"] = on_device(train_step, device, inner)
-    times = round_robin(calls, args.repeats, log=lambda s: print(s, flush=True))
+    times = round_robin(calls, args.repeats, warmup=0, log=lambda s: print(s, flush=True))
     for t in times.values():  # per call, not per `inner` calls (the round log above shows the latter)
         for k in ("cpu_s", "wall_s"):
             t[k] /= inner
