@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from stillmotion.cond import Cond
-from stillmotion.models.planner import DIRECTION_SNR, MAX_STD, MotionPlanner, plan_hint, plan_loss
+from stillmotion.models.planner import DIRECTION_SNR, MAX_STD, MotionPlanner, PlannerEnsemble, plan_hint, plan_loss
 from stillmotion.models.registry import build_unet
 from stillmotion.models.unet import UNetConfig
 
@@ -72,6 +72,21 @@ def test_network_plans_from_its_whitened_tokens_and_checks_config():
         build_unet("tiny", motion_cond=True).plan_motion(text, mask)
 
 
+def test_ensemble_plans_the_average_of_its_heads():
+    net = build_unet("tiny", motion_cond=True, motion_planner=True, planner_heads=3)
+    assert isinstance(net.planner, PlannerEnsemble) and len(net.planner.heads) == 3
+    assert any(k.startswith("planner.heads.2.") for k in net.state_dict())
+    text, mask = torch.randn(2, 6, net.config.text_dim), torch.ones(2, 6, dtype=torch.bool)
+    each = net.planner.each(*net.text_tokens(text, mask))  # (K, B, 3)
+    assert each.shape == (3, 2, 3) and not torch.allclose(each[0], each[1])  # initialised apart
+    assert torch.allclose(net.plan_motion(text, mask), each.mean(0))
+    assert isinstance(build_unet("tiny", motion_cond=True, motion_planner=True).planner, MotionPlanner)
+    with pytest.raises(ValueError, match="planner_heads must be >= 1"):
+        UNetConfig(motion_cond=True, motion_planner=True, planner_heads=0)
+    with pytest.raises(ValueError, match="at least 2 heads"):
+        PlannerEnsemble(8, 1)
+
+
 def test_image_weights_inflate_into_a_planner_model():
     image = build_unet("tiny", temporal=False)
     video = build_unet("tiny", motion_cond=True, motion_planner=True)
@@ -117,9 +132,11 @@ def test_planner_loss_is_zero_weighted_for_dropped_captions():
     assert Cond(motion=torch.zeros(2, 3)).batch_size == 2
 
 
-def test_fit_planner_reads_directions_from_the_clips_flow():
+@pytest.mark.parametrize("heads", [1, 2])
+def test_fit_planner_reads_directions_from_the_clips_flow(heads):
     """A fresh planner fitted alone on 200 clips of a left/right world: the measured motion (optical flow, not
-    labels) teaches it the direction words, also in captions it never saw, the same way for the same seed."""
+    labels) teaches it the direction words, also in captions it never saw, the same way for the same seed; an
+    ensemble's heads each learn them, on batches of their own."""
     from stillmotion.models.text import TextEncoder
     from stillmotion.train.config import make_config
     from stillmotion.train.loop import make_source
@@ -133,10 +150,14 @@ def test_fit_planner_reads_directions_from_the_clips_flow():
     plans = []
     for _ in range(2):
         torch.manual_seed(0)
-        net = build_unet("tiny", motion_cond=True, motion_planner=True, text_dim=text.dim)
+        net = build_unet("tiny", motion_cond=True, motion_planner=True, planner_heads=heads, text_dim=text.dim)
         record = fit_planner(net, text, source, list(range(200)), steps=300, batch=32)
         plans.append(net.plan_motion(*text.encode(prompts)).detach())
-    assert record["clips"] == 200 and record["steps"] == 300
+    assert record["clips"] == 200 and record["steps"] == 300 and record["heads"] == heads
     dx = plans[0][:, 0]
     assert dx[0] < -0.1 and dx[1] > 0.1 and dx[2] < -0.1 and dx[3] > 0.1, plans[0]
     assert torch.equal(plans[0], plans[1])
+    if heads > 1:
+        each = net.planner.each(*net.text_tokens(*text.encode(prompts))).detach()  # (K, B, 3)
+        assert (each[:, [0, 2], 0] < 0).all() and (each[:, [1, 3], 0] > 0).all(), each  # every head, the sign
+        assert not torch.allclose(each[0], each[1])

@@ -15,6 +15,12 @@ standard deviation, trained by the negative log-likelihood of the errors. A capt
 a large one, and `plan_hint` then gives no hint, so the generator falls back on the text alone. A plan whose
 spread is large only along its length (a caption with a direction but no speed word: slow and fast clips
 travel 0.25 and 0.5 of the canvas) still knows its direction, and gives its mean as the hint.
+
+A `PlannerEnsemble` averages several such heads, each fitted on its own (train/planner_fit.py). One head is
+unsure of wordings the training captions rarely use: the plain "a red circle moving left" is ~0.1 % of the
+shapes world's captions, and heads fitted on the same 12,000 clips with seeds 0 / 1 / 2 read its direction for
+0.70 / 0.98 / 0.79 of 256 such prompts (the misses mostly too unsure to give a hint at all). The average of
+4 heads fitted on 8000 clips read 0.97-1.00 over four sets of seeds (0.97-0.99 on training wordings).
 """
 
 from __future__ import annotations
@@ -45,6 +51,29 @@ class MotionPlanner(nn.Module):
         weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # (B, L); an empty prompt pools to zeros
         out = self.mlp(torch.einsum("bl,bld->bd", weights, t))  # (B, 3)
         return torch.cat([out[:, :2], out[:, 2:].clamp(*LOG_STD_RANGE)], dim=1)
+
+
+class PlannerEnsemble(nn.Module):
+    """K `MotionPlanner` heads; the plan is their average (means and log stds): (B, L, D), (B, L) -> (B, 3).
+    Each head is fitted alone (`each` gives their own plans), so they differ by initialisation and batches."""
+
+    def __init__(self, text_dim: int, heads: int, hidden: int = 256):
+        super().__init__()
+        if heads < 2:
+            raise ValueError(f"PlannerEnsemble needs at least 2 heads (got {heads}); use MotionPlanner for one")
+        self.heads = nn.ModuleList([MotionPlanner(text_dim, hidden) for _ in range(heads)])
+
+    def each(self, text: Tensor, text_mask: Tensor) -> Tensor:
+        """(K, B, 3) every head's plan."""
+        return torch.stack([head(text, text_mask) for head in self.heads])
+
+    def forward(self, text: Tensor, text_mask: Tensor) -> Tensor:
+        return self.each(text, text_mask).mean(0)
+
+
+def planner_heads(planner: nn.Module) -> list[MotionPlanner]:
+    """The heads to fit one by one: an ensemble's, or the planner itself."""
+    return list(planner.heads) if isinstance(planner, PlannerEnsemble) else [planner]
 
 
 def plan_loss(plan: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:

@@ -37,7 +37,7 @@ from stillmotion.models.layers import (
     group_norm,
     noise_embedding,
 )
-from stillmotion.models.planner import MotionPlanner
+from stillmotion.models.planner import MotionPlanner, PlannerEnsemble
 
 # parameter-name parts of the layers only a video model has (inflation adds them, zero-initialised or new)
 TEMPORAL_KEYS = ("tconv", "tattn", "tpos", "ttext", "tmotion", "planner")
@@ -107,6 +107,8 @@ class UNetConfig:
         motion_planner: with motion_cond, also learn the hint from the prompt (models/planner.py): a small head on
             the text tokens, trained on the hints measured from the clips' flow; sampling without a hint of the
             user's then uses the planned one (`plan_motion`).
+        planner_heads: the planner's number of heads; more than one averages them (models/planner.py
+            `PlannerEnsemble`: steadier on rarely seen wordings).
         text_whiten: whiten the text token embeddings with a fixed map fitted on the training captions
             (`set_text_whitening`, models/text.py `whitening`) before anything reads them. Sentence encoders put
             antonyms close together (MiniLM: "left" vs "right" tokens at cosine 0.78, "red" vs "blue" 0.36), so the
@@ -134,6 +136,7 @@ class UNetConfig:
     text_whiten: bool = False
     motion_cond: bool = False
     motion_planner: bool = False
+    planner_heads: int = 1
     patch_size: int = 1
 
     def __post_init__(self):
@@ -149,6 +152,8 @@ class UNetConfig:
         if self.motion_planner and not (self.motion_cond and self.temporal and self.text_dim):
             raise ValueError("motion_planner plans a motion hint from the text: it needs motion_cond=True, "
                              "temporal=True and text_dim > 0")
+        if self.planner_heads < 1:
+            raise ValueError(f"planner_heads must be >= 1 (got {self.planner_heads})")
         for name in ("attn_levels", "temporal_attn_levels", "spacetime_attn_levels"):
             bad = [lvl for lvl in getattr(self, name) if not 0 <= lvl < len(self.channels)]
             if bad:
@@ -225,7 +230,8 @@ class SpaceTimeUNet(nn.Module):
         # (motion hint, frame position) -> embedding: where the content should be at this frame
         self.tmotion = nn.Sequential(nn.Linear(FRAME_FEATURES + 3, emb_dim), nn.SiLU(),
                                      nn.Linear(emb_dim, emb_dim)) if cfg.temporal and cfg.motion_cond else None
-        self.planner = MotionPlanner(cfg.text_dim) if cfg.motion_planner else None  # text -> motion hint
+        self.planner = (None if not cfg.motion_planner else MotionPlanner(cfg.text_dim) if cfg.planner_heads == 1
+                        else PlannerEnsemble(cfg.text_dim, cfg.planner_heads))  # text -> motion hint
         if cfg.text_dim:
             self.text_norm = nn.LayerNorm(cfg.text_dim)
             self.text_proj = nn.Linear(cfg.text_dim, self.context_dim)  # tokens -> cross-attention context

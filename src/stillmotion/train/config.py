@@ -120,10 +120,12 @@ TRAIN_PRESETS: dict[str, dict] = {
     "shapes-s": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2),
     # the CPU model from scratch in 15 minutes: an image model first (6 min of single frames), inflated; a
-    # motion planner fitted on 12000 clips' flows; then videos with warped noise; samples with trajectory anchoring
+    # motion planner of 4 heads fitted on 8000 clips' flows; then videos with warped noise; samples with
+    # trajectory anchoring
     "shapes-quick": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
                          p_mean=1.5, p_std=2.2, image_minutes=6, image_batch_size=32, noise_warp=1.0,
-                         planner_fit_clips=12000, model_overrides={"motion_cond": True, "motion_planner": True},
+                         planner_fit_clips=8000,
+                         model_overrides={"motion_cond": True, "motion_planner": True, "planner_heads": 4},
                          sample_trajectory_sigma=1.0),
     "digits-s": dict(world="digits", model="cpu", frames=16, size=32, batch_size=16, minutes=15, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2,

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from stillmotion.models.planner import plan_loss, plan_std
+from stillmotion.models.planner import plan_loss, plan_std, planner_heads
 from stillmotion.train import dist
 from stillmotion.train.flow_consistency import clip_flow
 from stillmotion.train.motion import motion_from_flow
@@ -64,9 +64,11 @@ def planner_examples(source, seeds: list[int], text, workers: int = 0
 
 def fit_planner(net, text, source, seeds: list[int], *, steps: int, batch: int = 256, lr: float = 1e-3,
                 seed: int = 0, workers: int = 0) -> dict:
-    """Train `net.planner` alone (its text whitening, if any, as it is) on the clips with these seeds.
+    """Train `net.planner` alone (its text whitening, if any, as it is) on the clips with these seeds; an
+    ensemble's heads each for `steps` steps on batches of their own.
 
-    Returns a record: clips, steps, seconds, the final loss and the median predicted spread (canvas fractions).
+    Returns a record: clips, steps, heads, seconds, the final loss and the median predicted spread (canvas
+    fractions).
     """
     t0 = time.time()
     tokens, mask, target = planner_examples(source, seeds, text, workers)
@@ -74,16 +76,18 @@ def fit_planner(net, text, source, seeds: list[int], *, steps: int, batch: int =
     with torch.no_grad():  # the network's fixed text transform (whitening), once for all steps
         tokens, mask = net.text_tokens(tokens.to(device), mask.to(device))
     target = target.to(device)
-    opt = torch.optim.AdamW(net.planner.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(steps):
-        pick = torch.randint(len(seeds), (min(batch, len(seeds)),), generator=g).to(device)
-        loss = plan_loss(net.planner(tokens[pick], mask[pick]), target[pick])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    heads = planner_heads(net.planner)
+    for k, head in enumerate(heads):  # an ensemble's heads one by one, each on its own batches
+        opt = torch.optim.AdamW(head.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+        g = torch.Generator().manual_seed(seed + k)
+        for _ in range(steps):
+            pick = torch.randint(len(seeds), (min(batch, len(seeds)),), generator=g).to(device)
+            loss = plan_loss(head(tokens[pick], mask[pick]), target[pick])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
     with torch.no_grad():
         plans = torch.cat([net.planner(tokens[i:i + 1024], mask[i:i + 1024]) for i in range(0, len(seeds), 1024)])
         final = plan_loss(plans, target).item()
-    return {"clips": len(seeds), "steps": steps, "seconds": round(time.time() - t0, 1), "loss": round(final, 4),
-            "median_spread": round(plan_std(plans).median().item(), 3)}
+    return {"clips": len(seeds), "steps": steps, "heads": len(heads), "seconds": round(time.time() - t0, 1),
+            "loss": round(final, 4), "median_spread": round(plan_std(plans).median().item(), 3)}
