@@ -203,18 +203,21 @@ def test_segment_budgets_are_cumulative_and_increasing():
 
 
 def test_image_stage_then_inflated_video_stage(tmp_path):
-    """image_minutes: an image model first (<out>/image), then the video model inflated from it, with a fitted
-    planner; a resumed run does not train the finished image stage again."""
+    """image_minutes: an image model first (<out>/image), then the video model inflated from it, with fitted
+    planners (motion and colour, two heads each); a resumed run does not train the finished image stage again."""
     from stillmotion.train.loop import stages
 
     out = tmp_path / "run"
     cfg = make_config("shapes-tiny", {
         "out": str(out), "steps": 2, "minutes": 0.5, "image_minutes": 0.02, "image_batch_size": 8,
         "planner_fit_clips": 12, "planner_fit_steps": 5, "noise_warp": 1.0, "sample_trajectory_sigma": 1.0,
-        "model_overrides": '{"motion_cond": true, "motion_planner": true}'})
+        "sample_colour_sigma": 0.5,
+        "model_overrides": '{"motion_cond": true, "motion_planner": true, "planner_heads": 2, '
+                           '"colour_planner": true}'})
     image, video = stages(cfg)
     assert (image.frames, image.batch_size, image.out, image.minutes) == (1, 8, str(out / "image"), 0.02)
     assert image.model_overrides["temporal"] is False and image.model_overrides["motion_planner"] is False
+    assert image.model_overrides["colour_planner"] is False
     assert video.init_from == str(out / "image") and video.minutes == pytest.approx(0.48)
     assert video.frames == cfg.frames and video.image_minutes == 0
     assert (image.p_mean, image.p_std) == (video.p_mean, video.p_std) == (cfg.p_mean, cfg.p_std)
@@ -226,13 +229,16 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
     assert first["data"]["frames"] == 1 and first["model"]["temporal"] is False and first["record"]["finished"]
     config = checkpoint.load_config(path)
     assert config["record"]["init_from"]["path"] == str(checkpoint.resolve(out / "image"))
-    assert config["record"]["planner_fit"]["clips"] == 12
+    fit = config["record"]["planner_fit"]
+    assert fit["clips"] == 12 and fit["heads"] == 2 and {"motion", "colour"} <= set(fit)
     assert config["sampling"]["trajectory_sigma"] == 1.0 and config["model"]["motion_planner"] is True
+    assert config["sampling"]["colour_sigma"] == 0.5 and config["model"]["colour_planner"] is True
     assert len(history(out)) == 2
 
-    fitted = {k: v for k, v in checkpoint.load_weights(out).items() if k.startswith("planner.")}
+    fitted = {k: v for k, v in checkpoint.load_weights(out).items() if "planner." in k}
+    assert any(k.startswith("colour_planner.heads.1.") for k in fitted)
     train(make_config(None, {**cfg.to_dict(), "steps": 3}), resume=True)
     assert len(history(out)) == 3
     after = checkpoint.load_weights(out)
-    assert fitted and all(torch.equal(after[k], v) for k, v in fitted.items())  # the fitted planner stays as fitted
+    assert fitted and all(torch.equal(after[k], v) for k, v in fitted.items())  # fitted planners stay as fitted
     assert checkpoint.load_config(out / "image")["record"]["step"] == first["record"]["step"]  # not retrained

@@ -55,7 +55,8 @@ def _run_export(args: argparse.Namespace) -> int:
     for path in (args.report, args.notes):
         if path and not os.path.isfile(path):
             raise FileNotFoundError(f"no such file: '{path}'")
-    sampling = {"trajectory_sigma": args.trajectory_sigma} if args.trajectory_sigma is not None else None
+    sampling = {k: v for k, v in (("trajectory_sigma", args.trajectory_sigma), ("colour_sigma", args.colour_sigma))
+                if v is not None} or None
     dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16, sampling=sampling)
     card = write_model_card(dest, args.report, args.notes)
     size = (dest / "model.safetensors").stat().st_size / 1e6
@@ -73,6 +74,9 @@ def _add_export(subparsers) -> None:
     p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
                    help="sample by default with trajectory anchoring at this noise level (saved in config.json's "
                         "sampling entry; diffusion/trajectory.py; 0: off)")
+    p.add_argument("--colour-sigma", type=nonnegative_float, default=None, metavar="S",
+                   help="sample by default with colour anchoring at this noise level (models with a colour planner; "
+                        "diffusion/colour.py; 0: off)")
     p.set_defaults(func=_run_export)
 
 

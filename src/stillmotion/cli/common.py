@@ -14,7 +14,8 @@ def positive_int(text: str) -> int:
 
 
 def add_motion_sampling_options(p: argparse.ArgumentParser) -> None:
-    """--noise-warp and --trajectory-sigma: how sampling makes the clip follow the motion (planned or --motion)."""
+    """--noise-warp, --trajectory-sigma, --colour-sigma: how sampling makes the clip follow the motion (planned or
+    --motion) and the planned colour."""
     p.add_argument("--noise-warp", type=unit_float, default=None, metavar="A",
                    help="how much the starting noise follows the motion (0: independent per frame, 1: one noise "
                         "pattern panning along it; diffusion/noise_warp.py). Default: what the model was trained with")
@@ -22,6 +23,10 @@ def add_motion_sampling_options(p: argparse.ArgumentParser) -> None:
                    help="below this noise level every frame becomes one frame (the one whose path stays on the "
                         "canvas) shifted along the motion, and denoising goes on from there (diffusion/trajectory.py); "
                         "0: off. Default: the model's (its config.json's sampling entry)")
+    p.add_argument("--colour-sigma", type=nonnegative_float, default=None, metavar="S",
+                   help="models with a colour planner: at this noise level the objects take the colour it reads from "
+                        "the prompt, and denoising goes on from there (diffusion/colour.py); 0: off. Default: the "
+                        "model's")
 
 
 def nonnegative_float(text: str) -> float:

@@ -32,6 +32,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         pipe.noise_warp = args.noise_warp
     if args.trajectory_sigma is not None:
         pipe.trajectory_sigma = args.trajectory_sigma
+    if args.colour_sigma is not None:
+        pipe.colour_sigma = args.colour_sigma
     judge, fvd_net = _evaluate_feature_nets(args.features, pipe.info)
     report = {"model": str(args.model or "shipped"), "record": pipe.info.get("record", {}), "results": []}
     for split in args.split:

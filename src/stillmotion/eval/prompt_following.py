@@ -31,8 +31,10 @@ import torch
 from stillmotion.data.captions import DIRECTIONS, HELDOUT_WORDS, canonical_caption, make_caption
 from stillmotion.data.shapes import COLOURS, DEFAULT_SHAPES, labels_from_attributes
 from stillmotion.data.video_io import to_uint8
+from stillmotion.diffusion.colour import MAX_STD as COLOUR_MAX_STD
 from stillmotion.eval.probe import compass, read_clip
 from stillmotion.eval.temporal import temporal_report
+from stillmotion.models.planner import plan_std
 
 TEMPORAL_KEYS = ("warping_error", "flicker", "dynamic_degree")  # from eval.temporal, averaged over clips
 JUMP_FRACTION = 0.2  # a clip "jumps" when its centroid moves more than this fraction of the width in one frame
@@ -105,7 +107,8 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
         "protocol": {"n": n, "seed": seed, "split": split, "steps": steps, "sampler": sampler, "guidance": guidance,
                      "judge": "stillmotion.eval.probe.read_clip", "frames": int(videos.shape[2]),
                      "size": int(videos.shape[-1]), "noise_warp": getattr(pipe, "noise_warp", 0.0),
-                     "trajectory_sigma": getattr(pipe, "trajectory_sigma", 0.0)},
+                     "trajectory_sigma": getattr(pipe, "trajectory_sigma", 0.0),
+                     "colour_sigma": getattr(pipe, "colour_sigma", 0.0)},
         "colour_accuracy": frac("colour_ok"),
         "direction_accuracy": frac("direction_ok"),
         "colour_and_direction_accuracy": both,
@@ -170,8 +173,20 @@ def _planner_summary(pipe, prompts: list[tuple[str, dict]]) -> dict:
     plans = torch.cat([pipe.plan([p for p, _ in prompts[i:i + 64]]) for i in range(0, len(prompts), 64)]).cpu()
     ok = [bool(g > 0) and compass(float(dx), float(dy)) == t["direction"]
           for (dx, dy, g, _), (_, t) in zip(plans.tolist(), prompts)]
-    return {"direction_accuracy": float(np.mean(ok)), "hint_given": float((plans[:, 2] > 0).float().mean()),
-            "median_std": float(plans[:, 3].median())}
+    out = {"direction_accuracy": float(np.mean(ok)), "hint_given": float((plans[:, 2] > 0).float().mean()),
+           "median_std": float(plans[:, 3].median())}
+    net = pipe.denoiser.net
+    if getattr(net, "colour_planner", None) is not None:  # the colour planner: nearest palette colour, and sure
+        cond = pipe.encode([p for p, _ in prompts])
+        plan = net.plan_colour(cond.text, cond.text_mask).float().cpu()  # (N, 4)
+        palette = torch.tensor(list(COLOURS.values()), dtype=torch.float32) / 127.5 - 1  # (8, 3) in [-1, 1]
+        nearest = torch.cdist(plan[:, :3], palette).argmin(1)  # (N,)
+        sure = plan_std(plan) <= COLOUR_MAX_STD
+        names = list(COLOURS)
+        out["colour"] = {"accuracy": float(np.mean([bool(s) and names[i] == t["colour"] for i, s, (_, t)
+                                                    in zip(nearest.tolist(), sure.tolist(), prompts)])),
+                         "sure": float(sure.float().mean()), "median_std": float(plan_std(plan).median())}
+    return out
 
 
 @torch.no_grad()
@@ -233,7 +248,8 @@ def write_summary(report: dict, path) -> None:
     p = report["results"][0]["protocol"] if report["results"] else {}
     lines += ["", f"Protocol: {p.get('sampler')} sampler, {p.get('steps')} steps, guidance {p.get('guidance')}, "
               f"{p.get('frames')} frames of {p.get('size')}x{p.get('size')}, seed {p.get('seed')}, noise warp "
-              f"{p.get('noise_warp', 0.0)}, trajectory anchoring at sigma {p.get('trajectory_sigma', 0.0)} (0: off); "
+              f"{p.get('noise_warp', 0.0)}, trajectory anchoring at sigma {p.get('trajectory_sigma', 0.0)}, colour "
+              f"anchoring at sigma {p.get('colour_sigma', 0.0)} (0: off); "
               "judged by the "
               "pixel probe (stillmotion.eval.probe): nearest palette colour of the median foreground pixel, and "
               "the centroid's displacement between the first and last third of the clip in 8 compass bins. "

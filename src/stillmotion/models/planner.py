@@ -21,6 +21,9 @@ unsure of wordings the training captions rarely use: the plain "a red circle mov
 shapes world's captions, and heads fitted on the same 12,000 clips with seeds 0 / 1 / 2 read its direction for
 0.70 / 0.98 / 0.79 of 256 such prompts (the misses mostly too unsure to give a hint at all). The average of
 4 heads fitted on 8000 clips read 0.97-1.00 over four sets of seeds (0.97-0.99 on training wordings).
+
+The same head plans other things a clip's pixels measure: with `dims=3` it is the colour planner (models/unet.py
+`colour_planner`), text -> the objects' mean colour (diffusion/colour.py).
 """
 
 from __future__ import annotations
@@ -34,37 +37,39 @@ LOG_STD_RANGE = (-5.0, 1.0)
 
 
 class MotionPlanner(nn.Module):
-    """Tokens (B, L, D) + mask (B, L) -> (B, 3) [mean dx, mean dy, log std], by attention pooling and an MLP."""
+    """Tokens (B, L, D) + mask (B, L) -> (B, dims + 1) [mean (dims), log std], by attention pooling and an MLP.
+    dims = 2: the motion (dx, dy); 3: a colour (r, g, b)."""
 
-    def __init__(self, text_dim: int, hidden: int = 256):
+    def __init__(self, text_dim: int, hidden: int = 256, dims: int = 2):
         super().__init__()
+        self.dims = dims
         self.norm = nn.LayerNorm(text_dim)
         # which tokens say how things move; no bias: softmax ignores it, so its gradient is rounding noise, which
         # Adam would blow up into full-size steps
         self.score = nn.Linear(text_dim, 1, bias=False)
         self.mlp = nn.Sequential(nn.Linear(text_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
-                                 nn.Linear(hidden, 3))
+                                 nn.Linear(hidden, dims + 1))
 
     def forward(self, text: Tensor, text_mask: Tensor) -> Tensor:
         t = self.norm(text)  # (B, L, D)
         scores = self.score(t).squeeze(-1).masked_fill(~text_mask, float("-inf"))  # (B, L)
         weights = torch.softmax(scores, dim=1).nan_to_num(0.0)  # (B, L); an empty prompt pools to zeros
-        out = self.mlp(torch.einsum("bl,bld->bd", weights, t))  # (B, 3)
-        return torch.cat([out[:, :2], out[:, 2:].clamp(*LOG_STD_RANGE)], dim=1)
+        out = self.mlp(torch.einsum("bl,bld->bd", weights, t))  # (B, dims + 1)
+        return torch.cat([out[:, :-1], out[:, -1:].clamp(*LOG_STD_RANGE)], dim=1)
 
 
 class PlannerEnsemble(nn.Module):
-    """K `MotionPlanner` heads; the plan is their average (means and log stds): (B, L, D), (B, L) -> (B, 3).
+    """K `MotionPlanner` heads; the plan is their average (means and log stds): (B, L, D), (B, L) -> (B, dims + 1).
     Each head is fitted alone (`each` gives their own plans), so they differ by initialisation and batches."""
 
-    def __init__(self, text_dim: int, heads: int, hidden: int = 256):
+    def __init__(self, text_dim: int, heads: int, hidden: int = 256, dims: int = 2):
         super().__init__()
         if heads < 2:
             raise ValueError(f"PlannerEnsemble needs at least 2 heads (got {heads}); use MotionPlanner for one")
-        self.heads = nn.ModuleList([MotionPlanner(text_dim, hidden) for _ in range(heads)])
+        self.heads = nn.ModuleList([MotionPlanner(text_dim, hidden, dims) for _ in range(heads)])
 
     def each(self, text: Tensor, text_mask: Tensor) -> Tensor:
-        """(K, B, 3) every head's plan."""
+        """(K, B, dims + 1) every head's plan."""
         return torch.stack([head(text, text_mask) for head in self.heads])
 
     def forward(self, text: Tensor, text_mask: Tensor) -> Tensor:
@@ -82,14 +87,14 @@ def plan_loss(plan: Tensor, target: Tensor, weight: Tensor | None = None) -> Ten
     which blows up as the plans get sure (Seitzer et al. 2022); detaching keeps the mean a plain regression.
 
     Args:
-        plan: (B, 3) [mean dx, mean dy, log std].
-        target: (B, 2) measured (dx, dy) of each clip (train/motion.py `motion_from_flow`).
+        plan: (B, d + 1) [mean, log std]; d = 2 for motion, [mean dx, mean dy, log std].
+        target: (B, d) what each clip measures, e.g. its (dx, dy) (train/motion.py `motion_from_flow`).
         weight: (B,) which examples count (e.g. 0 for captions dropped for guidance); None: all. The mean is over
             the whole batch either way, so N processes' averaged gradients equal one process's.
     """
-    mean, log_std = plan[:, :2], plan[:, 2]
+    mean, log_std = plan[:, :-1], plan[:, -1]
     squared = ((target - mean) ** 2).sum(1)  # (B,)
-    nll = 0.5 * squared.detach() * torch.exp(-2 * log_std) + 2 * log_std  # (B,)
+    nll = 0.5 * squared.detach() * torch.exp(-2 * log_std) + mean.shape[1] * log_std  # (B,) isotropic Gaussian
     loss = squared + nll
     return loss.mean() if weight is None else (loss * weight).mean()
 
@@ -103,5 +108,5 @@ def plan_hint(plan: Tensor, max_std: float = MAX_STD, direction_snr: float = DIR
 
 
 def plan_std(plan: Tensor) -> Tensor:
-    """(B,) the plans' standard deviations (canvas fractions over the clip)."""
-    return torch.exp(plan[:, 2])
+    """(B,) the plans' standard deviations (motion: canvas fractions over the clip)."""
+    return torch.exp(plan[:, -1])

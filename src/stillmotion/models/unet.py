@@ -109,6 +109,9 @@ class UNetConfig:
             user's then uses the planned one (`plan_motion`).
         planner_heads: the planner's number of heads; more than one averages them (models/planner.py
             `PlannerEnsemble`: steadier on rarely seen wordings).
+        colour_planner: a second planner (as many heads), text -> the objects' mean colour, fitted on the colour
+            each training clip's pixels show (diffusion/colour.py `object_colour`); sampling imposes it partway
+            (`anchor_colour`). The network itself does not read it.
         text_whiten: whiten the text token embeddings with a fixed map fitted on the training captions
             (`set_text_whitening`, models/text.py `whitening`) before anything reads them. Sentence encoders put
             antonyms close together (MiniLM: "left" vs "right" tokens at cosine 0.78, "red" vs "blue" 0.36), so the
@@ -137,6 +140,7 @@ class UNetConfig:
     motion_cond: bool = False
     motion_planner: bool = False
     planner_heads: int = 1
+    colour_planner: bool = False
     patch_size: int = 1
 
     def __post_init__(self):
@@ -152,6 +156,8 @@ class UNetConfig:
         if self.motion_planner and not (self.motion_cond and self.temporal and self.text_dim):
             raise ValueError("motion_planner plans a motion hint from the text: it needs motion_cond=True, "
                              "temporal=True and text_dim > 0")
+        if self.colour_planner and not self.text_dim:
+            raise ValueError("colour_planner plans a colour from the text: it needs text_dim > 0")
         if self.planner_heads < 1:
             raise ValueError(f"planner_heads must be >= 1 (got {self.planner_heads})")
         for name in ("attn_levels", "temporal_attn_levels", "spacetime_attn_levels"):
@@ -204,6 +210,13 @@ class Stage(nn.Module):
         return h
 
 
+def _planner(cfg: UNetConfig, dims: int) -> nn.Module:
+    """A planner head (or `planner_heads` of them) on the text tokens predicting `dims` numbers and a spread."""
+    if cfg.planner_heads == 1:
+        return MotionPlanner(cfg.text_dim, dims=dims)
+    return PlannerEnsemble(cfg.text_dim, cfg.planner_heads, dims=dims)
+
+
 class SpaceTimeUNet(nn.Module):
     """Factorized space-time U-Net: `forward(x, noise_level, cond) -> (B, C_out, F, H, W)`."""
 
@@ -230,8 +243,8 @@ class SpaceTimeUNet(nn.Module):
         # (motion hint, frame position) -> embedding: where the content should be at this frame
         self.tmotion = nn.Sequential(nn.Linear(FRAME_FEATURES + 3, emb_dim), nn.SiLU(),
                                      nn.Linear(emb_dim, emb_dim)) if cfg.temporal and cfg.motion_cond else None
-        self.planner = (None if not cfg.motion_planner else MotionPlanner(cfg.text_dim) if cfg.planner_heads == 1
-                        else PlannerEnsemble(cfg.text_dim, cfg.planner_heads))  # text -> motion hint
+        self.planner = _planner(cfg, dims=2) if cfg.motion_planner else None  # text -> motion hint
+        self.colour_planner = _planner(cfg, dims=3) if cfg.colour_planner else None  # text -> objects' colour
         if cfg.text_dim:
             self.text_norm = nn.LayerNorm(cfg.text_dim)
             self.text_proj = nn.Linear(cfg.text_dim, self.context_dim)  # tokens -> cross-attention context
@@ -335,6 +348,13 @@ class SpaceTimeUNet(nn.Module):
         if self.config.text_whiten:
             text = (text - self.text_mean) @ self.text_whitening  # (B, L, D)
         return torch.where(text_mask[..., None], text, 0.0), text_mask
+
+    def plan_colour(self, text: Tensor, text_mask: Tensor | None = None) -> Tensor:
+        """The colour planner's (B, 4) [mean r, g, b in [-1, 1], log std] of the colour the prompts ask for
+        (colour_planner; diffusion/colour.py)."""
+        if self.colour_planner is None:
+            raise ValueError("plan_colour: this network was built without colour_planner")
+        return self.colour_planner(*self.text_tokens(text, text_mask))
 
     def plan_motion(self, text: Tensor, text_mask: Tensor | None = None) -> Tensor:
         """The planner's (B, 3) [mean dx, mean dy, log std] of the motion the prompts ask for (motion_planner);

@@ -14,6 +14,8 @@ from torch import Tensor
 from tqdm import tqdm
 
 from stillmotion.cond import Cond, motion_hint
+from stillmotion.diffusion.colour import MAX_STD as COLOUR_MAX_STD
+from stillmotion.diffusion.colour import anchor_colour
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.noise_warp import warped_noise
@@ -47,6 +49,7 @@ class TextToVideo:
         self.strategy = self.info.get("sampling", {}).get("strategy", "joint")
         self.noise_warp = float(self.info.get("diffusion", {}).get("noise_warp", 0.0))
         self.trajectory_sigma = float(self.info.get("sampling", {}).get("trajectory_sigma", 0.0))
+        self.colour_sigma = float(self.info.get("sampling", {}).get("colour_sigma", 0.0))
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> TextToVideo:
@@ -97,7 +100,8 @@ class TextToVideo:
                  guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
                  known_frames: Tensor | None = None, frame_mask: Tensor | None = None,
                  strategy: str | None = None, motion=None, noise_warp: float | None = None,
-                 trajectory_sigma: float | None = None, progress: bool = True, callback=None) -> Tensor:
+                 trajectory_sigma: float | None = None, colour_sigma: float | None = None, progress: bool = True,
+                 callback=None) -> Tensor:
         """Generate one clip per prompt.
 
         Args:
@@ -125,6 +129,10 @@ class TextToVideo:
                 denoising goes on from there (diffusion/trajectory.py); only clips
                 whose motion is known (a confident plan or a hint) and travels at least MIN_TRAVEL, and only
                 without known frames. 0: off. None: the model's default (its config's "sampling" entry, else 0).
+            colour_sigma: models with a colour planner: once the sampler is below this noise level, the objects
+                of the clips whose colour plan is sure take the planned colour, and denoising goes on from there
+                (diffusion/colour.py; before trajectory anchoring where both act at one level); only without
+                known frames. 0: off. None: the model's default.
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -158,6 +166,13 @@ class TextToVideo:
         anchor_at = self.trajectory_sigma if trajectory_sigma is None else float(trajectory_sigma)
         if not anchor_at >= 0:  # also NaN
             raise ValueError(f"trajectory_sigma must be >= 0 (0: off; got {trajectory_sigma})")
+        colour_at = self.colour_sigma if colour_sigma is None else float(colour_sigma)
+        if not colour_at >= 0:
+            raise ValueError(f"colour_sigma must be >= 0 (0: off; got {colour_sigma})")
+        recolour = torch.zeros(b, dtype=torch.bool)  # (B,) clips whose colour plan is sure
+        if colour_at > 0 and getattr(net, "colour_planner", None) is not None:
+            colour_plan = net.plan_colour(cond.text, cond.text_mask).float()  # (B, 4)
+            recolour = plan_std(colour_plan).cpu() <= COLOUR_MAX_STD
         motion_cond = getattr(getattr(net, "config", None), "motion_cond", False)
         displacement = torch.zeros(b, 2)  # (B, 2) the motion the noise follows (canvas fractions over the clip)
         known_motion = torch.zeros(b, dtype=torch.bool)  # (B,) a confident plan or a user's hint
@@ -201,14 +216,23 @@ class TextToVideo:
                 if callback is not None:
                     callback(info)
 
-            # trajectory anchoring: sample down to the first level <= anchor_at, move the frames, sample on
-            k = int((sigmas[:-1] > anchor_at).sum()) if anchor_at > 0 and known is None and frames > 1 else 0
-            if 0 < k < len(sigmas) - 1 and anchored.any():
-                x = sample(sampler, denoise, x, sigmas[:k + 1], generator=g, callback=on_step)
-                anchors = best_anchor(object_map(estimate["x0"].float()), displacement)  # (B,)
-                x = follow_trajectory(x, displacement, anchored, anchors)
-                sigmas = sigmas[k:]
-            video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
+            # anchoring: sample down to the first level <= its sigma, recolour / move the frames, sample on
+            stops = {}  # sigma index -> what to do there, in order
+            if anchor_at > 0 and known is None and frames > 1 and anchored.any():
+                stops.setdefault(int((sigmas[:-1] > anchor_at).sum()), []).append("trajectory")
+            if colour_at > 0 and known is None and recolour.any():
+                stops.setdefault(int((sigmas[:-1] > colour_at).sum()), []).insert(0, "colour")
+            done = 0
+            for k in sorted(k for k in stops if 0 < k < len(sigmas) - 1):
+                x = sample(sampler, denoise, x, sigmas[done:k + 1], generator=g, callback=on_step)
+                x0 = estimate["x0"].float()
+                for action in stops[k]:
+                    if action == "colour":
+                        x = anchor_colour(x, x0, colour_plan[:, :3], recolour)
+                    else:
+                        x = follow_trajectory(x, displacement, anchored, best_anchor(object_map(x0), displacement))
+                done = k
+            video = sample(sampler, denoise, x, sigmas[done:], generator=g, callback=on_step)
             if known is not None:  # known frames are returned exactly as given
                 keep = cond.frame_mask[:, None, :, None, None]
                 video = keep * cond.frames + (1 - keep) * video

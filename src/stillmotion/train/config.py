@@ -92,6 +92,7 @@ class TrainConfig:
     #                                     saved in config.json; "first-frame" needs the i2v task
     sample_trajectory_sigma: float = 0.0  # the model's default trajectory anchoring level (diffusion/trajectory.py),
     #                                     saved in config.json; 0: off
+    sample_colour_sigma: float = 0.0    # ... and colour anchoring level (diffusion/colour.py; colour_planner models)
     tensorboard: bool = False
     out: str = "runs/shapes"
 
@@ -119,14 +120,15 @@ TRAIN_PRESETS: dict[str, dict] = {
     # shows where the object goes), which log-normal(-0.4, 1.6) visits 2% of the time and this one 25%.
     "shapes-s": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2),
-    # the CPU model from scratch in 15 minutes: an image model first (6 min of single frames), inflated; a
-    # motion planner of 4 heads fitted on 8000 clips' flows; then videos with warped noise; samples with
-    # trajectory anchoring
+    # the CPU model from scratch in 15 minutes: an image model first (6 min of single frames), inflated; motion
+    # and colour planners of 4 heads each fitted on 8000 clips; then videos with warped noise; samples with
+    # trajectory and colour anchoring
     "shapes-quick": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
                          p_mean=1.5, p_std=2.2, image_minutes=6, image_batch_size=32, noise_warp=1.0,
                          planner_fit_clips=8000,
-                         model_overrides={"motion_cond": True, "motion_planner": True, "planner_heads": 4},
-                         sample_trajectory_sigma=1.0),
+                         model_overrides={"motion_cond": True, "motion_planner": True, "planner_heads": 4,
+                                          "colour_planner": True},
+                         sample_trajectory_sigma=1.0, sample_colour_sigma=1.0),
     "digits-s": dict(world="digits", model="cpu", frames=16, size=32, batch_size=16, minutes=15, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2,
                      sample_prompts=["the digit 3 moving right", "the digit 7 moving up"]),
@@ -233,6 +235,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("planner_fit_clips and planner_fit_steps must be >= 0")
     if not cfg.sample_trajectory_sigma >= 0:
         problems.append(f"sample_trajectory_sigma must be >= 0 (got {cfg.sample_trajectory_sigma})")
+    if not cfg.sample_colour_sigma >= 0:
+        problems.append(f"sample_colour_sigma must be >= 0 (got {cfg.sample_colour_sigma})")
     if cfg.planner_weight < 0:
         problems.append(f"planner_weight must be >= 0 (got {cfg.planner_weight})")
     if not 0 <= cfg.motion_dropout <= 1:

@@ -232,7 +232,8 @@ def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) ->
         "text_encoder": {"name": cfg.text_encoder, "dim": text.dim},
         "data": {"world": cfg.world, "data": cfg.data, "frames": cfg.frames, "size": cfg.size},
         "sampling": {"strategy": cfg.sample_strategy,
-                     **({"trajectory_sigma": cfg.sample_trajectory_sigma} if cfg.sample_trajectory_sigma else {})},
+                     **({"trajectory_sigma": cfg.sample_trajectory_sigma} if cfg.sample_trajectory_sigma else {}),
+                     **({"colour_sigma": cfg.sample_colour_sigma} if cfg.sample_colour_sigma else {})},
         "train": cfg.to_dict(),
         "record": record,
     }
@@ -265,8 +266,10 @@ def stages(cfg: TrainConfig) -> list[TrainConfig]:
         p_mean=cfg.p_mean if cfg.image_p_mean is None else cfg.image_p_mean,
         p_std=cfg.p_std if cfg.image_p_std is None else cfg.image_p_std,
         minutes=cfg.image_minutes, image_minutes=0.0, image_every=0, noise_warp=0.0, flow_consistency=0.0,
-        planner_fit_clips=0, tasks={"t2v": 1.0}, sample_trajectory_sigma=0.0, sample_strategy="joint",
-        model_overrides={**cfg.model_overrides, "temporal": False, "motion_cond": False, "motion_planner": False})
+        planner_fit_clips=0, tasks={"t2v": 1.0}, sample_trajectory_sigma=0.0, sample_colour_sigma=0.0,
+        sample_strategy="joint",
+        model_overrides={**cfg.model_overrides, "temporal": False, "motion_cond": False, "motion_planner": False,
+                         "colour_planner": False})
     video = dataclasses.replace(cfg, image_minutes=0.0, init_from=str(out / "image"),
                                 minutes=cfg.minutes - cfg.image_minutes)
     return [image, video]
@@ -341,13 +344,19 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
     if getattr(net.config, "text_whiten", False) and not cfg.init_from and not resume:
         fit_text_whitening(net, text, source, cfg)
     planner_fit = None
-    if (cfg.planner_fit_clips > 0 and getattr(net, "planner", None) is not None and not resume
-            and not (cfg.init_from and any(k.startswith("planner.") for k in weights))):  # a fresh planner
+    has_planner = getattr(net, "planner", None) is not None or getattr(net, "colour_planner", None) is not None
+    if getattr(net, "colour_planner", None) is not None and cfg.planner_fit_clips <= 0 and not resume \
+            and not (cfg.init_from and any(k.startswith("colour_planner.") for k in weights)):
+        raise ValueError("a colour_planner is only fitted before the video steps: set planner_fit_clips > 0")
+    if (cfg.planner_fit_clips > 0 and has_planner and not resume
+            and not (cfg.init_from and any("planner." in k for k in weights))):  # fresh planners
         planner_fit = fit_planner(net, text, source, [clip_seed(cfg, i) for i in range(cfg.planner_fit_clips)],
                                   steps=cfg.planner_fit_steps, seed=cfg.seed, workers=max(cfg.workers, 2))
-        dist.print0(f"motion planner fitted on {planner_fit['clips']} clips' flows ({planner_fit['steps']} steps, "
-                    f"{planner_fit['seconds']:.0f} s): median spread {planner_fit['median_spread']:.3f}; "
-                    f"it stays as fitted")
+        spreads = ", ".join(f"{name} {planner_fit[name]['median_spread']:.3f}" for name in ("motion", "colour")
+                            if name in planner_fit)
+        dist.print0(f"planners fitted on {planner_fit['clips']} clips ({planner_fit['heads']} head(s) x "
+                    f"{planner_fit['steps']} steps, {planner_fit['seconds']:.0f} s): median spread {spreads}; "
+                    f"they stay as fitted")
     ema = EMA(net, cfg.ema_decay, cfg.ema_warmup)
     # fused: one kernel over all tensors; torch's CPU default is a loop over the 300-odd tensors (the update alone:
     # 23 ms on one thread for the cpu preset, 4.4 ms fused; a whole shapes-s step, ~1 s, shows no difference)
@@ -370,7 +379,9 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
         init_record = saved_record.get("init_from")
         planner_fit = saved_record.get("planner_fit")
         dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
-    if planner_fit:  # a fitted planner stays as fitted, also when resumed
+    if getattr(net, "colour_planner", None) is not None:  # fitted before the loop (or inherited); no loss reads it
+        net.colour_planner.requires_grad_(False)
+    if planner_fit and getattr(net, "planner", None) is not None:  # a fitted planner stays as fitted, also resumed
         net.planner.requires_grad_(False)  # batch-16 steps drifted a fitted planner (0.78 -> 0.54 of 256 prompts)
     if world_size > 1 and cfg.image_every > 0 and getattr(net, "planner", None) is not None:
         raise ValueError("image_every with a motion_planner is not supported across processes (the planner is "
