@@ -4,7 +4,7 @@ imposed partway through sampling (diffusion/colour.py)."""
 import pytest
 import torch
 
-from stillmotion.diffusion.colour import anchor_colour, coverage, object_colour
+from stillmotion.diffusion.colour import anchor_colour, coverage, object_colour, single_object
 from stillmotion.models.planner import PlannerEnsemble
 from stillmotion.models.registry import build_unet
 from stillmotion.models.unet import UNetConfig
@@ -29,7 +29,7 @@ def test_object_colour_is_the_mean_of_the_object_pixels():
 def test_anchor_colour_moves_object_pixels_as_much_as_they_are_object():
     red = torch.tensor([0.73, -0.69, -0.69])
     x0 = torch.cat([_clip(red), _clip(red)])  # (2, 3, F, H, W) the clean estimate: red squares
-    x0[0, :, 0, 0, 0] = (red - 1) / 2  # a faint pixel: half red, half background
+    x0[0, :, 0, 0, 0] = torch.tensor([-0.55, -1.0, -1.0])  # a faint pixel: contrast 0.45, half way to full
     x = x0 + 0.3 * torch.randn_like(x0)  # partly denoised
     out = anchor_colour(x, x0, ORANGE.expand(2, 3), anchored=torch.tensor([True, False]))
     assert torch.equal(out[1], x[1])  # not anchored: unchanged
@@ -37,8 +37,18 @@ def test_anchor_colour_moves_object_pixels_as_much_as_they_are_object():
     assert torch.equal(delta.abs().amax(0) > 0, (x0[0] != -1).any(0))  # exactly the object pixels move
     shift = ORANGE - object_colour(x0[:1])[0][0]
     assert torch.allclose(delta[:, 0, 7, 3], shift) and torch.allclose(delta[:, 0, 0, 0], shift / 2, atol=1e-6)
-    assert torch.allclose(x0[0, :, 1, 7, 4] + delta[:, 1, 7, 4], ORANGE, atol=0.01)  # the inside is orange now
-    assert coverage(x0)[0, 0, 0, 0] == pytest.approx(0.5)
+    assert torch.allclose(x0[0, :, 1, 7, 4] + delta[:, 1, 7, 4], ORANGE, atol=0.02)  # the inside is orange now
+    assert coverage(x0)[0, 0, 0, 0] == pytest.approx(0.5) and coverage(x0)[0, 0, 7, 3] == 1.0
+
+
+def test_a_clip_showing_two_objects_is_not_recoloured():
+    two = _clip(ORANGE)
+    two[0, :, :, 12:15, 10:14] = torch.tensor([-0.61, -0.37, 0.80])[:, None, None, None]  # a blue bar as well
+    x0 = torch.cat([_clip(ORANGE), two])
+    assert single_object(x0).tolist() == [True, False]
+    x = x0 + 0.1 * torch.randn_like(x0)
+    out = anchor_colour(x, x0, torch.zeros(2, 3))
+    assert not torch.equal(out[0], x[0]) and torch.equal(out[1], x[1])
 
 
 def test_network_plans_colour_from_its_text_tokens():
