@@ -19,6 +19,7 @@ tell those prompts apart (measured on a 15-minute model: plain one-colour prompt
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -50,8 +51,7 @@ def object_colour(x0: Tensor) -> tuple[Tensor, Tensor]:
 def single_object(x0: Tensor, min_pixels: int = 4) -> Tensor:
     """(B,) bool: the middle frame of each clean(-estimated) clip shows exactly one object: one 8-connected
     region of pixels at full `coverage` with at least `min_pixels` pixels."""
-    import cv2
-    import numpy as np
+    import cv2  # OpenCV, as for the flows; imported where used
 
     full = (coverage(x0[:, :, x0.shape[2] // 2, None]) >= 1.0)[:, 0].cpu().numpy().astype(np.uint8)  # (B, H, W)
     out = []
