@@ -129,3 +129,6 @@ def test_pipeline_recolours_at_its_level_only_where_the_plan_is_sure(tmp_path, m
     assert len(seen) == 2
     with pytest.raises(ValueError, match="colour_sigma must be >= 0"):
         pipe("a red circle", steps=1, colour_sigma=-1.0, progress=False)
+    pipe.denoiser.net.colour_planner = None
+    with pytest.raises(ValueError, match="no colour planner"):
+        pipe("a red circle", steps=1, colour_sigma=1.0, progress=False)

@@ -169,6 +169,10 @@ class TextToVideo:
         colour_at = self.colour_sigma if colour_sigma is None else float(colour_sigma)
         if not colour_at >= 0:
             raise ValueError(f"colour_sigma must be >= 0 (0: off; got {colour_sigma})")
+        if colour_sigma and getattr(net, "colour_planner", None) is None:
+            raise ValueError("this model has no colour planner to anchor colours to; drop colour_sigma "
+                             "(--colour-sigma), or train one with --set 'model_overrides={\"colour_planner\": true}' "
+                             "and planner_fit_clips > 0")
         recolour = torch.zeros(b, dtype=torch.bool)  # (B,) clips whose colour plan is sure
         if colour_at > 0 and getattr(net, "colour_planner", None) is not None:
             colour_plan = net.plan_colour(cond.text, cond.text_mask).float()  # (B, 4)
