@@ -42,7 +42,6 @@ class MotionPlanner(nn.Module):
 
     def __init__(self, text_dim: int, hidden: int = 256, dims: int = 2):
         super().__init__()
-        self.dims = dims
         self.norm = nn.LayerNorm(text_dim)
         # which tokens say how things move; no bias: softmax ignores it, so its gradient is rounding noise, which
         # Adam would blow up into full-size steps
