@@ -87,6 +87,16 @@ def test_ensemble_plans_the_average_of_its_heads():
         PlannerEnsemble(8, 1)
 
 
+def test_planner_heads_keep_their_own_init_in_the_network():
+    """The U-Net's xavier init leaves the planners alone: heads from xavier's twice-as-wide weights overfit the
+    fit's clips (models/unet.py `initialize_weights`)."""
+    net = build_unet("tiny", motion_cond=True, motion_planner=True, planner_heads=2, colour_planner=True)
+    for head in [*net.planner.heads, *net.colour_planner.heads]:
+        for layer in [head.score, *[m for m in head.mlp if isinstance(m, torch.nn.Linear)]]:
+            bound = 1 / math.sqrt(layer.in_features)  # PyTorch's default: uniform in +-1/sqrt(fan_in)
+            assert 0.9 * bound < layer.weight.abs().max() <= bound
+
+
 def test_image_weights_inflate_into_a_planner_model():
     image = build_unet("tiny", temporal=False)
     video = build_unet("tiny", motion_cond=True, motion_planner=True)
@@ -134,7 +144,7 @@ def test_planner_loss_is_zero_weighted_for_dropped_captions():
 
 @pytest.mark.parametrize("heads", [1, 2])
 def test_fit_planner_reads_directions_from_the_clips_flow(heads):
-    """A fresh planner fitted alone on 200 clips of a left/right world: the measured motion (optical flow, not
+    """A fresh planner fitted alone on 400 clips of a left/right world: the measured motion (optical flow, not
     labels) teaches it the direction words, also in captions it never saw, the same way for the same seed; an
     ensemble's heads each learn them, on batches of their own."""
     from stillmotion.models.text import TextEncoder
@@ -151,9 +161,9 @@ def test_fit_planner_reads_directions_from_the_clips_flow(heads):
     for _ in range(2):
         torch.manual_seed(0)
         net = build_unet("tiny", motion_cond=True, motion_planner=True, planner_heads=heads, text_dim=text.dim)
-        record = fit_planner(net, text, source, list(range(200)), steps=300, batch=32)
+        record = fit_planner(net, text, source, list(range(400)), steps=300, batch=64)
         plans.append(net.plan_motion(*text.encode(prompts)).detach())
-    assert record["clips"] == 200 and record["steps"] == 300 and record["heads"] == heads
+    assert record["clips"] == 400 and record["steps"] == 300 and record["heads"] == heads
     dx = plans[0][:, 0]
     assert dx[0] < -0.1 and dx[1] > 0.1 and dx[2] < -0.1 and dx[3] > 0.1, plans[0]
     assert torch.equal(plans[0], plans[1])

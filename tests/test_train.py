@@ -192,6 +192,25 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
     assert max((a[k] - d[k]).abs().max().item() for k in a if k != "conv_in.weight") < 1e-6
 
 
+def test_init_from_with_planner_fit_replaces_the_planners(tmp_path):
+    """A trained model gains planners of another shape (more heads, a colour planner): with planner_fit_clips the
+    ones init_from brings give way to freshly fitted ones; the rest of the network starts as it was."""
+    motion = {"motion_cond": True, "motion_planner": True}
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1, "model_overrides": motion}))
+    grown = {**motion, "planner_heads": 2, "colour_planner": True}
+    with pytest.raises(ValueError, match="do not fit model"):  # without a fit, a one-head planner fits no ensemble
+        train(make_config("shapes-tiny", {"out": str(tmp_path / "x"), "steps": 1, "init_from": str(tmp_path / "a"),
+                                          "model_overrides": {**motion, "planner_heads": 2}}))
+    path = train(make_config("shapes-tiny", {"out": str(tmp_path / "b"), "steps": 1, "lr": "1e-12",
+                                             "init_from": str(tmp_path / "a"), "model_overrides": grown,
+                                             "planner_fit_clips": 12, "planner_fit_steps": 3}))
+    a, b = checkpoint.load_weights(tmp_path / "a"), checkpoint.load_weights(path)
+    fit = checkpoint.load_config(path)["record"]["planner_fit"]
+    assert fit["heads"] == 2 and {"motion", "colour"} <= set(fit)
+    assert any(k.startswith("colour_planner.heads.1.") for k in b) and "planner.norm.weight" not in b
+    assert max((a[k] - b[k]).abs().max().item() for k in a if "planner" not in k) < 1e-6
+
+
 def test_segment_budgets_are_cumulative_and_increasing():
     from stillmotion.train.segments import segment_budgets
 

@@ -75,8 +75,8 @@ def _add_export(subparsers) -> None:
                    help="sample by default with trajectory anchoring at this noise level (saved in config.json's "
                         "sampling entry; diffusion/trajectory.py; 0: off)")
     p.add_argument("--colour-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="sample by default with colour anchoring at this noise level (models with a colour planner; "
-                        "diffusion/colour.py; 0: off)")
+                   help="sample by default with colour anchoring from this noise level down (models with a colour "
+                        "planner; diffusion/colour.py; 0: off)")
     p.set_defaults(func=_run_export)
 
 

@@ -24,9 +24,9 @@ def add_motion_sampling_options(p: argparse.ArgumentParser) -> None:
                         "canvas) shifted along the motion, and denoising goes on from there (diffusion/trajectory.py); "
                         "0: off. Default: the model's (its config.json's sampling entry)")
     p.add_argument("--colour-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="models with a colour planner: at this noise level the objects take the colour it reads from "
-                        "the prompt, and denoising goes on from there (diffusion/colour.py); 0: off. Default: the "
-                        "model's")
+                   help="models with a colour planner: at every sampler level from this noise level down the objects "
+                        "take the colour it reads from the prompt, and denoising goes on from there "
+                        "(diffusion/colour.py); 0: off. Default: the model's")
 
 
 def nonnegative_float(text: str) -> float:

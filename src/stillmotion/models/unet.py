@@ -288,8 +288,12 @@ class SpaceTimeUNet(nn.Module):
         """All initialisation in one place (DiT / ADM): xavier-uniform linear maps and convs, zero biases,
         N(0, 0.02) noise MLP, and zero-init on every residual branch output and on the final conv, so
         the network starts as the identity on its residual stream and outputs 0."""
+        planners = {id(m) for p in (self.planner, self.colour_planner) if p is not None for m in p.modules()}
         for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+            # the planner heads keep PyTorch's default init (uniform in +-1/sqrt(fan_in), half xavier's width
+            # here): fitted on 8000 clips from xavier's, a head overfit (held-out loss -2.1 against -3.3) and
+            # read the direction of 0.65-0.84 of plainly worded prompts, against 0.77-0.97 (models/planner.py)
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)) and id(m) not in planners:
                 nn.init.xavier_uniform_(m.weight)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

@@ -129,10 +129,10 @@ class TextToVideo:
                 denoising goes on from there (diffusion/trajectory.py); only clips
                 whose motion is known (a confident plan or a hint) and travels at least MIN_TRAVEL, and only
                 without known frames. 0: off. None: the model's default (its config's "sampling" entry, else 0).
-            colour_sigma: models with a colour planner: once the sampler is below this noise level, the objects
-                of the clips whose colour plan is sure take the planned colour, and denoising goes on from there
-                (diffusion/colour.py; before trajectory anchoring where both act at one level); only without
-                known frames. 0: off. None: the model's default.
+            colour_sigma: models with a colour planner: at every level of the sampler below this noise level,
+                the objects of the clips whose colour plan is sure take the planned colour, and denoising goes on
+                from there (diffusion/colour.py; before trajectory anchoring where both act at one level); only
+                without known frames. 0: off. None: the model's default.
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -224,8 +224,9 @@ class TextToVideo:
             stops = {}  # sigma index -> what to do there, in order
             if anchor_at > 0 and known is None and frames > 1 and anchored.any():
                 stops.setdefault(int((sigmas[:-1] > anchor_at).sum()), []).append("trajectory")
-            if colour_at > 0 and known is None and recolour.any():
-                stops.setdefault(int((sigmas[:-1] > colour_at).sum()), []).insert(0, "colour")
+            if colour_at > 0 and known is None and recolour.any():  # at every level from colour_at down
+                for k in range(int((sigmas[:-1] > colour_at).sum()), len(sigmas) - 1):
+                    stops.setdefault(k, []).insert(0, "colour")
             done = 0
             for k in sorted(k for k in stops if 0 < k < len(sigmas) - 1):
                 x = sample(sampler, denoise, x, sigmas[done:k + 1], generator=g, callback=on_step)

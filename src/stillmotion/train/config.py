@@ -50,8 +50,9 @@ class TrainConfig:
     image_batch_size: int = 32          # the image stage's batch (single frames)
     image_p_mean: float | None = None   # the image stage's noise levels (None: p_mean, p_std): a single frame's
     image_p_std: float | None = None    # colour and shape are settled at lower noise than a clip's motion
-    planner_fit_clips: int = 0          # a fresh motion planner is first fitted alone on this many clips' flows
-    planner_fit_steps: int = 500        # (train/planner_fit.py) for this many steps; 0 clips: no fit
+    planner_fit_clips: int = 0          # fresh planners are first fitted alone on this many clips (their flow,
+    planner_fit_steps: int = 500        # colour; train/planner_fit.py) for this many steps, replacing any that
+                                        # init_from brings; 0 clips: no fit
     motion_dropout: float = 0.5         # models with motion_cond: probability of training without the motion hint
     flow_consistency: float = 0.0       # weight of the optical-flow consistency term (train/flow_consistency.py)
     planner_weight: float = 0.1         # models with motion_planner: weight of the planner's loss (models/planner.py)

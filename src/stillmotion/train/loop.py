@@ -79,6 +79,7 @@ class Batch:
         return (1 - self.cond.frame_mask)[:, None, :, None, None]
 
 
+PLANNER_PREFIXES = ("planner.", "colour_planner.")  # the planners' weights (models/planner.py)
 FLOW_CACHE = FlowCache()  # per process (and per DataLoader worker); see train/flow_consistency.py
 
 
@@ -324,6 +325,9 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
     init_record = None
     if cfg.init_from and not resume:
         weights = {k: v.float() for k, v in checkpoint.load_weights(cfg.init_from).items()}
+        replaced = cfg.planner_fit_clips > 0 and any(k.startswith(PLANNER_PREFIXES) for k in weights)
+        if cfg.planner_fit_clips > 0:  # its planners (of any shape) give way to the ones fitted below
+            weights = {k: v for k, v in weights.items() if not k.startswith(PLANNER_PREFIXES)}
         weights, coords_added = add_coord_inputs(weights, net.config) if hasattr(net.config, "coords") \
             else (weights, False)
         try:
@@ -338,8 +342,10 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
                              f"(unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
         init_record = {"path": str(checkpoint.resolve(cfg.init_from)),
                        **checkpoint.load_config(cfg.init_from).get("record", {})}  # provenance for model cards
+        new = [k for k in new if not k.startswith(PLANNER_PREFIXES)]
         dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
                     + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else "")
+                    + ("; its planners are replaced by ones fitted here (planner_fit_clips)" if replaced else "")
                     + ("; its input layer gains the coordinate channels, at zero" if coords_added else ""))
     if getattr(net.config, "text_whiten", False) and not cfg.init_from and not resume:
         fit_text_whitening(net, text, source, cfg)
@@ -348,8 +354,7 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
     if getattr(net, "colour_planner", None) is not None and cfg.planner_fit_clips <= 0 and not resume \
             and not (cfg.init_from and any(k.startswith("colour_planner.") for k in weights)):
         raise ValueError("a colour_planner is only fitted before the video steps: set planner_fit_clips > 0")
-    if (cfg.planner_fit_clips > 0 and has_planner and not resume
-            and not (cfg.init_from and any("planner." in k for k in weights))):  # fresh planners
+    if cfg.planner_fit_clips > 0 and has_planner and not resume:  # fresh planners
         planner_fit = fit_planner(net, text, source, [clip_seed(cfg, i) for i in range(cfg.planner_fit_clips)],
                                   steps=cfg.planner_fit_steps, seed=cfg.seed, workers=max(cfg.workers, 2))
         spreads = ", ".join(f"{name} {planner_fit[name]['median_spread']:.3f}" for name in ("motion", "colour")

@@ -71,8 +71,8 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
                   + (f", frames anchored to one frame (chosen so the path stays on the canvas) moved along that "
                      f"motion at noise level {p['trajectory_sigma']} (trajectory anchoring)"
                      if p.get("trajectory_sigma") else "")
-                  + (f", objects given the colour the model plans from the prompt at noise level "
-                     f"{p['colour_sigma']} (colour anchoring)" if p.get("colour_sigma") else "")
+                  + (f", objects given the colour the model plans from the prompt at every level from noise level "
+                     f"{p['colour_sigma']} down (colour anchoring)" if p.get("colour_sigma") else "")
                   + "; prompts cycle through all 64 colour x "
                   "direction pairs of single-object scenes. Judge: the pixel probe (`stillmotion.eval.probe`): "
                   "colour = palette colour nearest the median foreground pixel, direction = centroid displacement "
