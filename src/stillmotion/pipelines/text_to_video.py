@@ -129,7 +129,7 @@ class TextToVideo:
                 denoising goes on from there (diffusion/trajectory.py); only clips
                 whose motion is known (a confident plan or a hint) and travels at least MIN_TRAVEL, and only
                 without known frames. 0: off. None: the model's default (its config's "sampling" entry, else 0).
-            colour_sigma: models with a colour planner: at every level of the sampler below this noise level,
+            colour_sigma: models with a colour planner: at every level of the sampler at or below this noise level,
                 the objects of the clips whose colour plan is sure take the planned colour, and denoising goes on
                 from there (diffusion/colour.py; before trajectory anchoring where both act at one level); only
                 without known frames. 0: off. None: the model's default.
