@@ -39,14 +39,15 @@ def coverage(x0: Tensor) -> Tensor:
     return ((object_map(x0) - OBJECT_CONTRAST) / (FULL_CONTRAST - OBJECT_CONTRAST)).clamp(0.0, 1.0)
 
 
-def object_colour(x0: Tensor) -> tuple[Tensor, Tensor]:
+def object_colour(x0: Tensor, weight: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The colour of the objects in clean(-estimated) clips, their pixels' mean weighted by `coverage`: (B, C) in
     [-1, 1], and (B,) bool, whether any pixel shows an object.
 
     Args:
         x0: (B, C, F, H, W) clips in [-1, 1].
+        weight: (B, 1, F, H, W) their `coverage`, where the caller has it already (None: computed here).
     """
-    weight = coverage(x0)[:, None]  # (B, 1, F, H, W)
+    weight = coverage(x0)[:, None] if weight is None else weight  # (B, 1, F, H, W)
     total = weight.sum((2, 3, 4))  # (B, 1)
     return (x0 * weight).sum((2, 3, 4)) / total.clamp_min(1e-6), total[:, 0] > 0
 
@@ -85,9 +86,9 @@ def anchor_colour(x: Tensor, x0: Tensor, colour: Tensor, anchored: Tensor | None
     Returns:
         (B, C, F, H, W): x + coverage(x0) * (colour - object_colour(x0)).
     """
-    weight = coverage(x0).to(x.dtype)[:, None]  # (B, 1, F, H, W)
-    current, shown = object_colour(x0)  # (B, C), (B,)
+    weight = coverage(x0)[:, None]  # (B, 1, F, H, W)
+    current, shown = object_colour(x0, weight)  # (B, C), (B,)
     keep = shown & single_object(x0).to(x.device)  # (B,)
     keep = keep if anchored is None else keep & anchored.to(x.device).bool()
     shift = (colour.to(x) - current.to(x)) * keep[:, None].to(x.dtype)  # (B, C)
-    return x + weight * shift[:, :, None, None, None]
+    return x + weight.to(x.dtype) * shift[:, :, None, None, None]
