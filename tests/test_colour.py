@@ -126,7 +126,7 @@ def test_pipeline_recolours_at_every_level_below_its_sigma_only_where_the_plan_i
         events.append("colour")
         return real(x, x0, colour, anchored)
 
-    def trajectory_spy(x, d, a, anchor_frame):
+    def trajectory_spy(x, d, a, anchor_frame, offset):
         events.append("trajectory")
         return x
     monkeypatch.setattr(text_to_video, "anchor_colour", spy)
@@ -137,10 +137,16 @@ def test_pipeline_recolours_at_every_level_below_its_sigma_only_where_the_plan_i
          colour_sigma=0.2, progress=False, callback=lambda info: events.append(float(info["sigma"])))
     assert 2 <= below == len(seen) and all(a.tolist() == [True, False] for _, a in seen)  # unsure: never recoloured
     assert all(torch.allclose(c[0], ORANGE) for c, _ in seen)
-    assert len(events) == 10 + below + 1  # the same 10 steps, the sampler stopped at every anchoring
+    assert len(events) == 10 + below + int((levels <= 1.0).sum())  # 10 steps and every anchoring (both kinds)
+    def level_before(i):  # the noise level of the sampler step before / after event i
+        return next(e for e in reversed(events[:i]) if isinstance(e, float))
+
+    def level_after(i):
+        return next(e for e in events[i + 1:] if isinstance(e, float))
     at, moved = events.index("colour"), events.index("trajectory")
-    assert moved < at and events[at - 1] > 0.2 >= events[at + 1] and events[moved - 1] > 1.0 >= events[moved + 1]
-    assert all(events[i + 1] <= 0.2 for i, e in enumerate(events) if e == "colour")  # then on each later level
+    assert moved < at and level_before(at) > 0.2 >= level_after(at) and level_before(moved) > 1.0 >= level_after(moved)
+    assert all(level_after(i) <= 0.2 for i, e in enumerate(events) if e == "colour")  # then on each later level
+    assert all(level_after(i) <= 1.0 for i, e in enumerate(events) if e == "trajectory")
     events.clear()
     pipe("an orange circle moving left", steps=10, motion="left", trajectory_sigma=1.0, colour_sigma=1.0,
          progress=False, callback=lambda info: events.append(float(info["sigma"])))

@@ -1,10 +1,12 @@
-"""Trajectory anchoring: frames become an anchor frame moved along the motion, at the asked noise level, only where
-a motion is known; the anchor is the frame whose path keeps the object on the canvas."""
+"""Trajectory anchoring: frames become an anchor frame moved along the motion, at every level from the asked noise
+level down, only where a motion is known; the anchor is a frame that shows the object whole, and the path is moved
+to keep the object on the canvas."""
 
 import pytest
 import torch
 
-from stillmotion.diffusion.trajectory import anchor_mask, best_anchor, follow_trajectory, object_map
+from stillmotion.diffusion.schedules import get_sigmas
+from stillmotion.diffusion.trajectory import anchor_mask, best_anchor, follow_trajectory, object_map, path_offset
 
 
 def test_frames_become_the_anchor_moved_and_what_leaves_one_edge_enters_at_the_other():
@@ -81,6 +83,26 @@ def test_only_known_motions_that_travel_are_anchored():
         follow_trajectory(torch.zeros(2, 3, 4, 8, 8), torch.zeros(2, 2), anchor_frame=4)
 
 
+def test_path_offset_keeps_the_object_on_the_canvas_along_its_path():
+    content = torch.zeros(4, 16, 32, 32)  # (B, F, H, W), the object where the anchor frame (8) shows it
+    content[0, 8, 10:14, 26:30] = 1.0  # 4x4 near the right edge, moving right by 8 px: 4 px too far
+    content[1, 8, 2:6, 2:6] = 1.0  # near the top-left corner, moving up-left
+    content[2, 8, 12:16, 12:16] = 1.0  # in the middle: its path fits as it is
+    content[3, 8, 4:28, 10:14] = 1.0  # 24 rows tall, moving down 16: cannot fit, centred
+    content[0, 8, 0, 0] = content[2, 8, 31, 31] = 0.02  # a stray pixel does not stretch the box
+    displacement = torch.tensor([[0.25, 0.0], [-0.25, -0.25], [0.25, 0.25], [0.0, 0.5]])
+    anchor = torch.full((4,), 8)
+    offset = path_offset(content, displacement, anchor)
+    assert offset.tolist() == [[-2, 0], [2, 2], [0, 0], [0, 1]]
+    video = follow_trajectory(content[:, None].expand(-1, 3, -1, -1, -1), displacement, None, anchor, offset)
+    for i in range(3):  # the whole path on the canvas: the object neither wraps nor loses a pixel in any frame
+        whole = video[i, 0] >= 1.0  # (F, H, W)
+        assert whole.sum(dim=(1, 2)).tolist() == [16] * 16
+        cols = whole.any(dim=1)  # (F, W)
+        assert not (cols[:, 0] & cols[:, -1]).any() and not (whole.any(dim=2)[:, 0] & whole.any(dim=2)[:, -1]).any()
+    assert path_offset(torch.zeros(1, 16, 32, 32), displacement[:1], anchor[:1]).tolist() == [[0, 0]]  # nothing
+
+
 def test_pipeline_anchors_at_the_asked_level_with_the_hint(tmp_path, monkeypatch):
     from stillmotion.pipelines import text_to_video
     from stillmotion.train.config import make_config
@@ -93,20 +115,23 @@ def test_pipeline_anchors_at_the_asked_level_with_the_hint(tmp_path, monkeypatch
     calls, events = [], []  # events: the sampler's noise levels in order, and "anchor" where anchoring ran
     real = text_to_video.follow_trajectory
 
-    def spy(x, d, a, anchor_frame):
-        calls.append((d.clone(), a.clone(), anchor_frame))
+    def spy(x, d, a, anchor_frame, offset):
+        calls.append((d.clone(), a.clone(), anchor_frame, offset))
         events.append("anchor")
-        return real(x, d, a, anchor_frame)
+        return real(x, d, a, anchor_frame, offset)
     monkeypatch.setattr(text_to_video, "follow_trajectory", spy)
     pipe("a red circle moving left", steps=10, motion="left", trajectory_sigma=1.0, progress=False,
          callback=lambda info: events.append(float(info["sigma"])))
-    assert len(calls) == 1 and calls[0][0][0, 0] < 0 and calls[0][1].tolist() == [True]
-    assert calls[0][2].shape == (1,) and 0 <= calls[0][2][0] < pipe.frames  # an anchor frame per clip
-    assert len(events) == 11  # the same 10 steps, in two runs of the sampler
+    below = int((get_sigmas("karras", 10)[1:-1] <= 1.0).sum())  # the levels the sampler stops at, <= 1
+    assert 2 <= below == len(calls) and all(c[0][0, 0] < 0 and c[1].tolist() == [True] for c in calls)
+    assert all(c[2].shape == (1,) and 0 <= c[2][0] < pipe.frames for c in calls)  # an anchor frame per clip
+    assert all(c[3].shape == (1, 2) and c[3].dtype == torch.long for c in calls)  # and a path offset
+    assert len(events) == 10 + below  # the same 10 steps, the sampler stopped at every anchoring
     at = events.index("anchor")
     assert events[at - 1] > 1.0 >= events[at + 1]  # anchored before the first step at a level <= 1
+    assert all(events[i + 1] <= 1.0 for i, e in enumerate(events) if e == "anchor")  # then on each later level
     pipe("a red circle", steps=10, motion="static", trajectory_sigma=1.0, progress=False)  # travels 0: not anchored
     pipe("a red circle moving left", steps=10, motion="left", progress=False)  # off by default
-    assert len(calls) == 1
+    assert len(calls) == below
     with pytest.raises(ValueError, match="trajectory_sigma must be >= 0"):
         pipe("a red circle", steps=1, trajectory_sigma=-1.0, progress=False)

@@ -20,9 +20,9 @@ def add_motion_sampling_options(p: argparse.ArgumentParser) -> None:
                    help="how much the starting noise follows the motion (0: independent per frame, 1: one noise "
                         "pattern panning along it; diffusion/noise_warp.py). Default: what the model was trained with")
     p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="below this noise level every frame becomes one frame (the one whose path stays on the "
-                        "canvas) shifted along the motion, and denoising goes on from there (diffusion/trajectory.py); "
-                        "0: off. Default: the model's (its config.json's sampling entry)")
+                   help="at every sampler level from this noise level down every frame becomes one frame shifted "
+                        "along the motion (the path kept on the canvas), and denoising goes on from there "
+                        "(diffusion/trajectory.py); 0: off. Default: the model's (its config.json's sampling entry)")
     p.add_argument("--colour-sigma", type=nonnegative_float, default=None, metavar="S",
                    help="models with a colour planner: at every sampler level from this noise level down the objects "
                         "take the colour it reads from the prompt, and denoising goes on from there "

@@ -21,7 +21,7 @@ from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.samplers import SAMPLERS, sample
 from stillmotion.diffusion.schedules import get_sigmas
-from stillmotion.diffusion.trajectory import anchor_mask, best_anchor, follow_trajectory, object_map
+from stillmotion.diffusion.trajectory import anchor_mask, best_anchor, follow_trajectory, object_map, path_offset
 from stillmotion.models.planner import plan_hint, plan_std
 from stillmotion.models.text import TextEncoder
 
@@ -124,11 +124,12 @@ class TextToVideo:
             noise_warp: how much the starting noise follows that motion (diffusion/noise_warp.py; 0 = independent
                 noise per frame). None: what the model was trained with. Models trained with warped noise take
                 their motion from it (with no motion known, the noise stays put, as it did for still clips).
-            trajectory_sigma: once the sampler is below this noise level, every frame becomes one anchor frame
-                (the one whose path keeps the object on the canvas, `best_anchor`) shifted along that motion, and
-                denoising goes on from there (diffusion/trajectory.py); only clips
-                whose motion is known (a confident plan or a hint) and travels at least MIN_TRAVEL, and only
-                without known frames. 0: off. None: the model's default (its config's "sampling" entry, else 0).
+            trajectory_sigma: at every level of the sampler at or below this noise level, every frame becomes one
+                anchor frame (one that shows the object whole, `best_anchor`) shifted along that motion, the path
+                moved as little as keeps the object on the canvas (`path_offset`), and denoising goes on from there
+                (diffusion/trajectory.py); only clips whose motion is known (a confident plan or a hint) and travels
+                at least MIN_TRAVEL, and only without known frames. 0: off. None: the model's default (its
+                config's "sampling" entry, else 0).
             colour_sigma: models with a colour planner: at every level of the sampler at or below this noise level,
                 the objects of the clips whose colour plan is sure take the planned colour, and denoising goes on
                 from there (diffusion/colour.py; before trajectory anchoring where both act at one level); only
@@ -220,10 +221,11 @@ class TextToVideo:
                 if callback is not None:
                     callback(info)
 
-            # anchoring: sample down to the first level <= its sigma, recolour / move the frames, sample on
+            # anchoring: sample down to each level <= its sigma, recolour / move the frames, sample on
             stops = {}  # sigma index -> what to do there, in order
             if anchor_at > 0 and known is None and frames > 1 and anchored.any():
-                stops.setdefault(int((sigmas[:-1] > anchor_at).sum()), []).append("trajectory")
+                for k in range(int((sigmas[:-1] > anchor_at).sum()), len(sigmas) - 1):  # every level from there
+                    stops.setdefault(k, []).append("trajectory")
             if colour_at > 0 and known is None and recolour.any():  # at every level from colour_at down
                 for k in range(int((sigmas[:-1] > colour_at).sum()), len(sigmas) - 1):
                     stops.setdefault(k, []).insert(0, "colour")
@@ -235,7 +237,10 @@ class TextToVideo:
                     if action == "colour":
                         x = anchor_colour(x, x0, colour_plan[:, :3], recolour)
                     else:
-                        x = follow_trajectory(x, displacement, anchored, best_anchor(object_map(x0), displacement))
+                        content = object_map(x0)  # (B, F, H, W)
+                        anchor = best_anchor(content, displacement)
+                        x = follow_trajectory(x, displacement, anchored, anchor,
+                                              path_offset(content, displacement, anchor))
                 done = k
             video = sample(sampler, denoise, x, sigmas[done:], generator=g, callback=on_step)
             if known is not None:  # known frames are returned exactly as given

@@ -91,8 +91,8 @@ class TrainConfig:
     sample_steps: int = 20
     sample_strategy: str = "joint"      # how the model samples by default (pipelines.text_to_video.STRATEGIES):
     #                                     saved in config.json; "first-frame" needs the i2v task
-    sample_trajectory_sigma: float = 0.0  # the model's default trajectory anchoring level (diffusion/trajectory.py),
-    #                                     saved in config.json; 0: off
+    sample_trajectory_sigma: float = 0.0  # the model's default trajectory anchoring level: it acts at every level
+    #                                     from there down (diffusion/trajectory.py); saved in config.json; 0: off
     sample_colour_sigma: float = 0.0    # ... and colour anchoring level (diffusion/colour.py; colour_planner models)
     tensorboard: bool = False
     out: str = "runs/shapes"

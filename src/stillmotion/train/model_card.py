@@ -68,8 +68,8 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
                   f"{p['guidance']}, seed {p['seed']}, one clip per prompt"
                   + (f", starting noise warped along the motion the model plans from the prompt (noise_warp "
                      f"{p['noise_warp']})" if p.get("noise_warp") else "")
-                  + (f", frames anchored to one frame (chosen so the path stays on the canvas) moved along that "
-                     f"motion at noise level {p['trajectory_sigma']} (trajectory anchoring)"
+                  + (f", frames anchored to one frame moved along that motion (the path kept on the canvas) at "
+                     f"every level from noise level {p['trajectory_sigma']} down (trajectory anchoring)"
                      if p.get("trajectory_sigma") else "")
                   + (f", objects given the colour the model plans from the prompt at every level from noise level "
                      f"{p['colour_sigma']} down (colour anchoring)" if p.get("colour_sigma") else "")
