@@ -72,8 +72,8 @@ def _add_export(subparsers) -> None:
     p.add_argument("--report", default=None, help="report.json from `stillmotion evaluate`, for the model card")
     p.add_argument("--notes", default=None, help="a markdown file of limitations and notes for the model card")
     p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="sample by default with trajectory anchoring from this noise level down (saved in config.json's "
-                        "sampling entry; diffusion/trajectory.py; 0: off)")
+                   help="sample by default with trajectory anchoring from this noise level down (saved in "
+                        "config.json's sampling entry; diffusion/trajectory.py; 0: off)")
     p.add_argument("--colour-sigma", type=nonnegative_float, default=None, metavar="S",
                    help="sample by default with colour anchoring from this noise level down (models with a colour "
                         "planner; diffusion/colour.py; 0: off)")

@@ -248,8 +248,8 @@ def write_summary(report: dict, path) -> None:
     p = report["results"][0]["protocol"] if report["results"] else {}
     lines += ["", f"Protocol: {p.get('sampler')} sampler, {p.get('steps')} steps, guidance {p.get('guidance')}, "
               f"{p.get('frames')} frames of {p.get('size')}x{p.get('size')}, seed {p.get('seed')}, noise warp "
-              f"{p.get('noise_warp', 0.0)}, trajectory anchoring from sigma {p.get('trajectory_sigma', 0.0)} down, colour "
-              f"anchoring from sigma {p.get('colour_sigma', 0.0)} down (0: off); "
+              f"{p.get('noise_warp', 0.0)}, trajectory anchoring from sigma {p.get('trajectory_sigma', 0.0)} down, "
+              f"colour anchoring from sigma {p.get('colour_sigma', 0.0)} down (0: off); "
               "judged by the "
               "pixel probe (stillmotion.eval.probe): nearest palette colour of the median foreground pixel, and "
               "the centroid's displacement between the first and last third of the clip in 8 compass bins. "
