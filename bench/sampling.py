@@ -7,13 +7,15 @@ Three parts, each its own run (the reference is slow, so it is computed once and
     nice -n 19 env OMP_NUM_THREADS=1 python bench/sampling.py reference   # dpmpp-2m, 250 steps, n prompts
     nice -n 19 env OMP_NUM_THREADS=1 python bench/sampling.py quality     # each sampler x steps vs the reference
 
-Quality is `stillmotion.eval.prompt_following.evaluate_prompt_following` (held-out wordings, guidance 4, seed 0):
-colour and direction accuracy of n clips, read by the pixel probe. n is small (16 by default) because the
-reference costs 250 x 2 network evaluations per clip: at n = 16 one accuracy point is 1/16 = 6.25 points, so the
-"within 2 points" test is read with that resolution. Two finer measures compare each clip with the reference clip
-of the same prompt and seed (the same initial noise): `agree`, the fraction whose probe reading (colour and
-direction) equals the reference's, and `rmse`, the pixel RMSE in [-1, 1] units; both are only meaningful for the
-deterministic samplers (euler, heun, ddim with eta 0, dpmpp-2m), whose reference is the same ODE solution.
+Quality is `stillmotion.eval.prompt_following.evaluate_prompt_following` (`--split`: plainly worded prompts by
+default, or held-out wordings; guidance 4, seed 0): colour and direction accuracy of n clips, read by the pixel
+probe, with the model's default sampling (warped noise, trajectory and colour anchoring). n is small (16 by
+default) because the reference costs 250 x 2 network evaluations per clip: at n = 16 one clip is 1/16 = 6.25
+points, at n = 64 1.56, so the "within 2 points" test is read with that resolution. Two finer measures compare
+each clip with the reference clip of the same prompt and seed (the same initial noise): `agree`, the fraction
+whose probe reading (colour and direction) equals the reference's, and `rmse`, the pixel RMSE in [-1, 1] units;
+both are only meaningful for the deterministic samplers (euler, heun, ddim with eta 0, dpmpp-2m), whose reference
+is the same ODE solution (up to anchoring, which acts at each run's own levels below sigma 1).
 """
 
 from __future__ import annotations
@@ -55,9 +57,10 @@ class Recorder:
         return out["v"]
 
 
-def run_quality(pipe, sampler: str, steps: int, n: int, batch: int) -> tuple[dict, torch.Tensor]:
+def run_quality(pipe, sampler: str, steps: int, n: int, batch: int, split: str) -> tuple[dict, torch.Tensor]:
     rec = Recorder(pipe)
-    report = evaluate_prompt_following(rec, n=n, steps=steps, sampler=sampler, batch=batch, progress=False)
+    report = evaluate_prompt_following(rec, n=n, steps=steps, sampler=sampler, batch=batch, split=split,
+                                       progress=False)
     report.pop("failures")
     report.update(generate_cpu_s_per_clip=rec.cpu_s / n, generate_wall_s_per_clip=rec.wall_s / n)
     return report, torch.cat(rec.videos)  # (n, 3, F, H, W)
@@ -65,6 +68,11 @@ def run_quality(pipe, sampler: str, steps: int, n: int, batch: int) -> tuple[dic
 
 def readings(videos: torch.Tensor) -> list[tuple[str, str]]:
     return [(r.colour, r.direction) for r in (read_clip(v) for v in to_uint8(videos))]
+
+
+def _suffix(args) -> str:
+    """Result-file suffix of a quality part: the held-out split keeps the older name (`_n16`)."""
+    return ("" if args.split == "heldout" else f"_{args.split}") + f"_n{args.n}"
 
 
 def part_timing(pipe, args) -> dict:
@@ -92,8 +100,8 @@ def part_timing(pipe, args) -> dict:
 
 
 def part_reference(pipe, args) -> dict:
-    report, videos = run_quality(pipe, args.ref_sampler, args.ref_steps, args.n, min(args.n, 16))
-    torch.save(videos, RESULTS / f"sampling_reference_n{args.n}.pt")
+    report, videos = run_quality(pipe, args.ref_sampler, args.ref_steps, args.n, min(args.n, 16), args.split)
+    torch.save(videos, RESULTS / f"sampling_reference{_suffix(args)}.pt")
     print(f"reference {args.ref_sampler} {args.ref_steps} steps, n={args.n}: colour {report['colour_accuracy']:.3f}, "
           f"direction {report['direction_accuracy']:.3f}, both {report['colour_and_direction_accuracy']:.3f}; "
           f"{report['generate_cpu_s_per_clip']:.2f} cpu s/clip")
@@ -101,18 +109,19 @@ def part_reference(pipe, args) -> dict:
 
 
 def part_quality(pipe, args) -> dict:
-    ref_path = RESULTS / f"sampling_reference_n{args.n}.json"
+    ref_path = RESULTS / f"sampling_reference{_suffix(args)}.json"
     if not ref_path.exists():
-        raise FileNotFoundError(f"{ref_path} is missing: run `python bench/sampling.py reference --n {args.n}` first")
+        raise FileNotFoundError(f"{ref_path} is missing: run `python bench/sampling.py reference --n {args.n} "
+                                f"--split {args.split}` first")
     import json
 
     ref = json.loads(ref_path.read_text())["reference"]
-    ref_videos = torch.load(RESULTS / f"sampling_reference_n{args.n}.pt")
+    ref_videos = torch.load(RESULTS / f"sampling_reference{_suffix(args)}.pt")
     ref_read = readings(ref_videos)
     rows, out = [], []
     for name in args.samplers:
         for steps in args.steps:
-            report, videos = run_quality(pipe, name, steps, args.n, min(args.n, 16))
+            report, videos = run_quality(pipe, name, steps, args.n, min(args.n, 16), args.split)
             read = readings(videos)
             agree = float(np.mean([a == b for a, b in zip(read, ref_read)]))
             rmse = float((videos - ref_videos).pow(2).mean().sqrt())
@@ -145,13 +154,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=16, help="prompts for the quality parts")
     p.add_argument("--ref-steps", type=int, default=250)
     p.add_argument("--ref-sampler", default="dpmpp-2m", choices=list(SAMPLERS))
+    p.add_argument("--split", default="canonical", choices=["canonical", "heldout"],
+                   help="prompt wording for the quality parts (held-out wordings: the words no caption uses)")
     args = p.parse_args(argv)
     setup_threads(1)
     RESULTS.mkdir(parents=True, exist_ok=True)
     pipe = load()
     print(f"sampling ({args.part}): shipped model, 16x32x32 clips, guidance 4; {TIMING_NOTE}", flush=True)
     result = {"timing": part_timing, "reference": part_reference, "quality": part_quality}[args.part](pipe, args)
-    name = f"sampling_{args.part}" + ("" if args.part == "timing" else f"_n{args.n}") + ".json"
+    name = f"sampling_{args.part}" + ("" if args.part == "timing" else _suffix(args)) + ".json"
     path = write_json(name, {"benchmark": f"sampling/{args.part}", "argv": sys.argv[1:], "machine": machine(),
                              "n": args.n, **result})
     if "table" in result:
