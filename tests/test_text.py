@@ -166,5 +166,10 @@ def test_plain_bert_path_matches_transformers(encoder):
     assert (emb - ref_emb).abs().max() < 1e-4 and emb.abs().max() > 0.1  # the same states, not zeros
     for prompt, word in (("a sapphire circle moving left", "sapphire"), ("westward drifts the ring", "westward")):
         assert encoder.word_positions(prompt, word) == reference.word_positions(prompt, word)
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    assert TextEncoder().dim == 384  # loading an encoder leaves the seeded random stream alone (a run's init too)
+    assert torch.equal(torch.rand(3), expected)
     assert not supports({"model_type": "roberta", "hidden_act": "gelu"})
     assert not supports({"model_type": "bert", "hidden_act": "gelu", "position_embedding_type": "relative_key"})

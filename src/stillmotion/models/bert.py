@@ -88,7 +88,10 @@ class BertEncoder(nn.Module):
             raise ValueError(f"BertEncoder: {path} is not a plain BERT (model_type {config.get('model_type')}, "
                              f"hidden_act {config.get('hidden_act')}); load it with transformers")
         tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
-        model = cls(config, tokenizer)  # (on the meta device, torch imports its reference ops: 1.5 s; here ~0.1 s)
+        # built on the CPU (on the meta device, torch imports its reference ops: 1.5 s) and its random init thrown
+        # away: under fork_rng, so that loading the encoder leaves the caller's seeded random stream as it was
+        with torch.random.fork_rng(devices=[]):
+            model = cls(config, tokenizer)
         state = {k.removeprefix("bert."): v for k, v in load_file(str(path / "model.safetensors")).items()
                  if not k.removeprefix("bert.").startswith("pooler.") and not k.endswith("position_ids")}
         model.load_state_dict(state, strict=True, assign=True)
