@@ -105,6 +105,7 @@ def test_evaluate_videos_scores_a_folder(tmp_path):
     (["generate", "a red circle", "--frames", "0", "--model", "x"], "--frames must be >= 1"),
     (["generate", "a red circle", "--out", "/dev/null/clip.mp4"], "cannot write '/dev/null/clip.mp4'"),
     (["generate", "a red circle", "--out", "clip.txt"], "use a .mp4, .gif, .webm or .png"),
+    (["generate", "a red circle", "--out", "/proc/clip.gif"], "cannot write '/proc/clip.gif'"),  # before sampling
     (["generate", "a red circle", "--model", "/nonexistent/run"], "no checkpoint at '/nonexistent/run'"),
     (["generate", "a red circle", "--sampler", "magic"], "invalid choice: 'magic'"),
     (["train", "--resume", "--out", "/nonexistent/run"], "no checkpoint at '/nonexistent/run'"),

@@ -64,3 +64,10 @@ def check_writable(path: str) -> None:
         raise ValueError(f"cannot write '{path}': cannot create folder '{out.parent}' ({e.strerror})") from e
     if not os.access(out.parent, os.W_OK):
         raise ValueError(f"cannot write '{path}': folder '{out.parent}' is not writable")
+    import tempfile
+
+    try:  # os.access says yes to root, also on read-only or special filesystems (/proc): try a file there
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=".stillmotion-check-"):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write '{path}': cannot create a file in '{out.parent}' ({e.strerror})") from e
