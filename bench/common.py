@@ -23,35 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils import flop_counter
+
+import stillmotion.models.registry  # noqa: F401  (teaches FlopCounterMode the CPU attention ops)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 TIMING_NOTE = ("timings: 1 torch thread, niced, beside other jobs on the machine; 'cpu s' is process CPU time "
                "(what one core spent), 'wall s' the elapsed time; medians over round-robin repeats")
-
-
-def _count_cpu_attention() -> None:
-    """Teach FlopCounterMode the CPU flash-attention ops, with the formulas it uses for the CUDA ones.
-
-    torch 2.13's counter knows `_scaled_dot_product_flash_attention` (CUDA) but not the `..._for_cpu` op that
-    `F.scaled_dot_product_attention` dispatches to on the CPU, so on the CPU every SDPA call counted 0 FLOP: the
-    attention of stillmotion and diffusers was missing from the CPU GFLOP rows (5 % of stillmotion's training FLOP)
-    while the GPU rows had it. Models whose attention is an einsum (vdm, make-a-video) were counted all along.
-    """
-    aten = torch.ops.aten
-    forward, backward = (getattr(aten, name, None) for name in ("_scaled_dot_product_flash_attention_for_cpu",
-                                                                  "_scaled_dot_product_flash_attention_for_cpu_backward"))
-    if forward is not None and forward not in flop_counter.flop_registry:
-        @flop_counter.register_flop_formula(forward, get_raw=True)
-        def _forward(query, key, value, *args, out_val=None, **kwargs) -> int:
-            return flop_counter.sdpa_flop_count(query.shape, key.shape, value.shape)
-    if backward is not None and backward not in flop_counter.flop_registry:
-        @flop_counter.register_flop_formula(backward, get_raw=True)
-        def _backward(grad_out, query, key, value, *args, out_val=None, **kwargs) -> int:
-            return flop_counter.sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
-
-
-_count_cpu_attention()
 
 
 def setup_threads(threads: int = 1) -> None:

@@ -15,6 +15,7 @@ from dataclasses import replace
 
 import torch
 from torch import nn
+from torch.utils import flop_counter
 from torch.utils.flop_counter import FlopCounterMode
 
 from stillmotion.cond import Cond
@@ -75,6 +76,29 @@ def _example(model: SpaceTimeUNet, frames: int, size: int, batch: int, text_len:
         cond = Cond(text=torch.randn(batch, text_len, cfg.text_dim, generator=g).to(device),
                     text_mask=torch.ones(batch, text_len, dtype=torch.bool, device=device))
     return x, torch.zeros(batch, device=device), cond
+
+
+def count_cpu_attention() -> None:
+    """Teach FlopCounterMode the CPU flash-attention ops, with the formulas it uses for the CUDA ones.
+
+    torch 2.13's counter knows `_scaled_dot_product_flash_attention` (CUDA) but not the `..._for_cpu` op that
+    `F.scaled_dot_product_attention` dispatches to on the CPU, so there every SDPA call counted 0 FLOP (5 % of the
+    cpu preset's training FLOP, more for longer clips). Called once on import; a torch that knows them is left as is.
+    """
+    aten = torch.ops.aten
+    forward, backward = (getattr(aten, name, None) for name in ("_scaled_dot_product_flash_attention_for_cpu",
+                                                                  "_scaled_dot_product_flash_attention_for_cpu_backward"))
+    if forward is not None and forward not in flop_counter.flop_registry:
+        @flop_counter.register_flop_formula(forward, get_raw=True)
+        def _forward(query, key, value, *args, out_val=None, **kwargs) -> int:
+            return flop_counter.sdpa_flop_count(query.shape, key.shape, value.shape)
+    if backward is not None and backward not in flop_counter.flop_registry:
+        @flop_counter.register_flop_formula(backward, get_raw=True)
+        def _backward(grad_out, query, key, value, *args, out_val=None, **kwargs) -> int:
+            return flop_counter.sdpa_backward_flop_count(grad_out.shape, query.shape, key.shape, value.shape)
+
+
+count_cpu_attention()
 
 
 @torch.no_grad()

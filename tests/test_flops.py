@@ -1,14 +1,10 @@
-"""bench/common.py counts the FLOP of CPU attention (torch's FlopCounterMode alone counts them only on CUDA)."""
-
-import sys
-from pathlib import Path
+"""FLOP counts of CPU attention (torch's FlopCounterMode alone counts them only on CUDA; registry.py teaches it)."""
 
 import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import common  # noqa: E402,F401  (registers the CPU attention formulas)
+import stillmotion.models.registry  # noqa: F401  (registers the CPU attention formulas)
 
 
 def test_cpu_attention_flops_are_counted():
