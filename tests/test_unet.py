@@ -231,6 +231,56 @@ def test_spacetime_rope_scores_depend_only_on_offsets():
     assert not torch.allclose(scores[0, 1], scores[0, 4])  # a column step and a row step score differently
 
 
+def test_frame_windows():
+    from stillmotion.models.layers import frame_windows
+
+    assert frame_windows(16, 16) == frame_windows(16, 16, shift=True) == [(0, 16)]  # as trained: one window
+    assert frame_windows(40, 16) == [(0, 16), (16, 32), (32, 40)]
+    assert frame_windows(40, 16, shift=True) == [(0, 8), (8, 24), (24, 40)]
+    assert frame_windows(64, 0) == [(0, 64)]
+
+
+def windowed_attention(window: int, shift: bool = False, channels: int = 32):
+    from stillmotion.models.layers import SpaceTimeAttention
+
+    torch.manual_seed(0)
+    layer = SpaceTimeAttention(channels, 16, window, shift)
+    for p in layer.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return layer
+
+
+def test_spacetime_windows_are_full_attention_up_to_the_window_and_separate_beyond():
+    h = torch.randn(1 * 12, 32, 2, 2)  # (B*F, C, H, W), 12 frames
+    full, windowed = windowed_attention(0), windowed_attention(16, shift=True)
+    torch.testing.assert_close(windowed(h, 12), full(h, 12))  # 12 <= 16: one window, the same layer
+
+    h = torch.randn(1 * 24, 32, 2, 2, requires_grad=True)  # 24 frames: windows [0, 8), [8, 24) when shifted
+    for layer, window in [(windowed_attention(8), [(0, 8), (8, 16), (16, 24)]),
+                          (windowed_attention(16, shift=True), [(0, 8), (8, 24)])]:
+        out = layer(h, 24)
+        for a, b in window:
+            (grad,) = torch.autograd.grad(out[a:b].sum(), h, retain_graph=True)  # output frames a..b-1
+            reach = grad.abs().amax(dim=(1, 2, 3)) > 0  # (F,): input frames they depend on
+            assert reach[a:b].all() and not reach[:a].any() and not reach[b:].any()
+    (grad,) = torch.autograd.grad(windowed_attention(0)(h, 24)[:8].sum(), h)
+    assert (grad.abs().amax(dim=(1, 2, 3)) > 0).all()  # no window: every frame reaches every other
+
+
+def test_spacetime_windows_make_attention_flops_linear_in_frames():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(layer, frames: int) -> int:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            layer(torch.randn(frames, 32, 4, 4), frames)  # (B*F, C, H, W), B = 1
+        return counter.get_total_flops()
+
+    windowed = windowed_attention(16)
+    assert flops(windowed, 64) == 2 * flops(windowed, 32) == 4 * flops(windowed, 16)
+    full = windowed_attention(0)
+    assert flops(full, 64) > 1.5 * flops(windowed, 64)  # all 64 frames: 4x the scores of four 16-frame windows
+
+
 def test_coordinate_channels_give_absolute_position():
     """coords=True: conv_in reads two more channels per pixel (x, y in [-1, 1]), and the output depends on them."""
     plain, net = tiny(), tiny(coords=True)

@@ -243,13 +243,21 @@ class SpaceTimeAttention(TemporalAttention):
     three axes a query can prefer keys at a given (frame, row, column) offset, so at the coarse levels (a few
     hundred tokens per clip) the network can learn text-dependent displacement directly (as video DiTs do).
     The same parameters as `TemporalAttention` (so either loads the other's weights); only the token set differs.
+
+    Full attention costs F^2 in the number of frames. With `window` > 0 a clip longer than `window` frames is cut
+    into windows of `window` frames that attend within themselves, so the cost grows linearly in F; with `shift`
+    the cuts move by half a window (Video Swin, Liu et al. 2022), so layers alternating shifted and unshifted windows
+    pass information across every cut. A clip of at most `window` frames is one window: full attention, unchanged.
     """
 
-    def __init__(self, channels: int, head_dim: int):
+    def __init__(self, channels: int, head_dim: int, window: int = 0, shift: bool = False):
         super().__init__(channels, head_dim)
         if (channels // self.heads) < 6:
             raise ValueError(f"SpaceTimeAttention: head size {channels // self.heads} is too small for 3-axis "
                              f"RoPE (needs >= 6); choose channels ({channels}) and head_dim ({head_dim})")
+        if window < 0:
+            raise ValueError(f"SpaceTimeAttention: window must be >= 0 frames (0 = the whole clip), got {window}")
+        self.window, self.shift = window, shift
 
     def forward(self, h: Tensor, frames: int) -> Tensor:
         """h: (B*F, C, H, W) -> (B*F, C, H, W)."""
@@ -260,9 +268,26 @@ class SpaceTimeAttention(TemporalAttention):
         grid = torch.meshgrid(torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij")
         positions = torch.stack(grid, dim=-1).reshape(-1, 3)  # (F*H*W, 3): (frame, row, column)
         q, k = apply_rope(q, positions), apply_rope(k, positions)
-        y = F.scaled_dot_product_attention(q, k, v)  # (B, heads, F*H*W, d)
+        pixels = height * width
+        parts = [F.scaled_dot_product_attention(q[:, :, a * pixels:b * pixels], k[:, :, a * pixels:b * pixels],
+                                                v[:, :, a * pixels:b * pixels])
+                 for a, b in frame_windows(frames, self.window, self.shift)]  # each (B, heads, frames in it*H*W, d)
+        y = parts[0] if len(parts) == 1 else torch.cat(parts, dim=2)  # (B, heads, F*H*W, d)
         y = rearrange(y, "b heads (f h w) d -> (b f) (heads d) h w", f=frames, h=height, w=width)  # (B*F, C, H, W)
         return h + self.out(y)
+
+
+def frame_windows(frames: int, window: int, shift: bool = False) -> list[tuple[int, int]]:
+    """Split frames 0..F-1 into consecutive [start, end) windows of `window` frames (0: one window).
+
+    Cuts fall at multiples of `window`, or, with `shift`, half a window earlier; the first and last windows may be
+    shorter. E.g. F = 40, window 16: [(0, 16), (16, 32), (32, 40)]; shifted: [(0, 8), (8, 24), (24, 40)].
+    """
+    if window <= 0 or frames <= window:
+        return [(0, frames)]
+    first = window // 2 if shift else window
+    cuts = [0, *range(first, frames, window), frames]
+    return list(zip(cuts[:-1], cuts[1:]))
 
 
 class Downsample(nn.Module):

@@ -89,6 +89,10 @@ class UNetConfig:
         spacetime_attn_levels: levels (of those with temporal attention) where it attends over all F x H x W
             positions of the clip with 3-axis RoPE instead of over frames at each pixel; meant for the coarse
             levels, where a clip has a few hundred positions. The middle counts as the last level.
+        spacetime_window: space-time attention attends within windows of this many frames, cut half a window later
+            in every other space-time layer (Video Swin), so its cost grows linearly with the number of frames
+            instead of quadratically; a clip of at most this many frames is one window (full attention, as
+            trained at 16 frames). 0 attends over the whole clip at any length.
         head_dim: channels per attention head.
         text_dim: size D of the text token embeddings (384 for MiniLM); 0 builds no text conditioning.
         emb_dim: size of the noise-level embedding; None means 4 * channels[0].
@@ -129,6 +133,7 @@ class UNetConfig:
     attn_levels: tuple[int, ...] = (2,)
     temporal_attn_levels: tuple[int, ...] = (1, 2)
     spacetime_attn_levels: tuple[int, ...] = ()
+    spacetime_window: int = 16
     head_dim: int = 32
     text_dim: int = 384
     emb_dim: int | None = None
@@ -160,6 +165,8 @@ class UNetConfig:
             raise ValueError("colour_planner plans a colour from the text: it needs text_dim > 0")
         if self.planner_heads < 1:
             raise ValueError(f"planner_heads must be >= 1 (got {self.planner_heads})")
+        if self.spacetime_window < 0:
+            raise ValueError(f"spacetime_window must be >= 0 frames (0 = the whole clip), got {self.spacetime_window}")
         for name in ("attn_levels", "temporal_attn_levels", "spacetime_attn_levels"):
             bad = [lvl for lvl in getattr(self, name) if not 0 <= lvl < len(self.channels)]
             if bad:
@@ -186,14 +193,17 @@ class Stage(nn.Module):
     """One U-Net block: ResBlock -> temporal conv -> spatial attn -> cross-attn -> temporal attn."""
 
     def __init__(self, in_ch: int, out_ch: int, cfg: UNetConfig, emb_dim: int, context_dim: int,
-                 attn: bool, temporal_attn: bool, spacetime: bool = False):
+                 attn: bool, temporal_attn: bool, spacetime: bool = False, shift: bool = False):
+        """spacetime: its temporal attention is space-time attention, in windows shifted by half if `shift`."""
         super().__init__()
         self.res = ResBlock(in_ch, out_ch, emb_dim, cfg.dropout)
         self.tconv = TemporalConv(out_ch) if cfg.temporal else None
         self.attn = SpatialAttention(out_ch, cfg.head_dim) if attn else None
         self.cross = CrossAttention(out_ch, context_dim, cfg.head_dim) if attn and cfg.text_dim else None
-        tattn = SpaceTimeAttention if spacetime else TemporalAttention
-        self.tattn = tattn(out_ch, cfg.head_dim) if temporal_attn and cfg.temporal else None
+        self.tattn = None
+        if temporal_attn and cfg.temporal:
+            self.tattn = (SpaceTimeAttention(out_ch, cfg.head_dim, cfg.spacetime_window, shift) if spacetime
+                          else TemporalAttention(out_ch, cfg.head_dim))
 
     def forward(self, h: Tensor, emb: Tensor, context: Tensor | None, context_mask: Tensor | None,
                 frames: int, temporal: bool) -> Tensor:
@@ -258,11 +268,16 @@ class SpaceTimeUNet(nn.Module):
         p2 = cfg.patch_size ** 2
         self.conv_in = nn.Conv2d((2 * cfg.in_channels + 1 + 2 * cfg.coords) * p2, ch[0], 3, padding=1)
 
+        spacetime_layers = 0  # space-time attention layers built so far: every other one has shifted windows
+
         def stage(i, o, level, attn=None, tattn=None):
+            nonlocal spacetime_layers
             attn = level in cfg.attn_levels if attn is None else attn
             tattn = level in cfg.temporal_attn_levels if tattn is None else tattn
             spacetime = (level if level >= 0 else len(ch) - 1) in cfg.spacetime_attn_levels
-            return Stage(i, o, cfg, emb_dim, self.context_dim, attn, tattn, spacetime)
+            shift = spacetime and tattn and cfg.temporal and spacetime_layers % 2 == 1
+            spacetime_layers += spacetime and tattn and cfg.temporal
+            return Stage(i, o, cfg, emb_dim, self.context_dim, attn, tattn, spacetime, shift)
 
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
