@@ -3,7 +3,7 @@
 For each model, on the same 3 x 16 x 32 x 32 clips with 384-d text tokens:
   - parameters; forward GFLOP per clip and training (forward + backward) GFLOP per clip, counted by
     torch.utils.flop_counter.FlopCounterMode (matmuls, convolutions, attention; a multiply-add is 2 FLOP);
-  - forward time and training-step time (forward + MSE + backward + AdamW step) at batch --batch, timed
+  - forward time and training-step time (forward + MSE + backward + fused AdamW step) at batch --batch, timed
     round-robin with a large fp32 torch.mm, whose FLOP rate is this machine's achievable peak at the same thread
     count; achieved training GFLOP/s and its fraction of that peak; clips/s;
   - peak memory: each model runs in a fresh child process, and the growth of its peak resident set size
@@ -34,7 +34,7 @@ from collections import defaultdict
 
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from common import (
     RESULTS,
@@ -48,10 +48,17 @@ from common import (
     round_robin,
     run_child,
     setup_threads,
+    timed,
     write_json,
 )
 from peers import MODELS, build, example
 from stillmotion.models.registry import count_params
+
+
+def adamw(net) -> torch.optim.AdamW:
+    """The optimizer of every model's training step: AdamW, fused as stillmotion's training loop runs it (one kernel
+    over all tensors; torch's CPU default is a Python loop of ~8 ops per tensor, ~3 % of stillmotion's step)."""
+    return torch.optim.AdamW(net.parameters(), lr=1e-4, fused=True)
 
 
 def train_step_fn(net, opt, x, nl, cond, target):
@@ -81,7 +88,7 @@ def memory_child(name: str, batch: int, frames: int, size: int) -> dict:
     torch.manual_seed(0)
     net = build(name)
     x, nl, cond, target = example(batch, frames, size)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+    opt = adamw(net)
     # One baseline, no reset in between: the allocator keeps memory freed after the forward, so growth over the
     # RSS after it would undercount the training step; training's peak is above inference's, so the high-water
     # mark after training is training's peak.
@@ -97,26 +104,39 @@ def memory_child(name: str, batch: int, frames: int, size: int) -> dict:
 
 
 class CpuTimePerOp(TorchDispatchMode):
-    """Thread CPU time of every aten op (forward and backward), by op name. torch.profiler reports wall time,
-    which on a loaded machine mostly measures when the scheduler preempted us; CPU time does not."""
+    """Thread CPU time and counted FLOP of every aten op (forward and backward), by op name. torch.profiler
+    reports wall time, which on a loaded machine mostly measures when the scheduler preempted us; CPU time does
+    not. FLOP use FlopCounterMode's formulas, so the ops it counts are the ones the "% of matmul peak" counts."""
 
     def __init__(self):
         super().__init__()
         self.seconds: dict[str, float] = defaultdict(float)
         self.calls: dict[str, int] = defaultdict(int)
+        self.flop: dict[str, int] = defaultdict(int)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
         t0 = time.thread_time()
-        out = func(*args, **(kwargs or {}))
+        out = func(*args, **kwargs)
         name = str(func.overloadpacket.__name__)
         self.seconds[name] += time.thread_time() - t0
         self.calls[name] += 1
+        if func.overloadpacket in flop_registry:
+            self.flop[name] += flop_registry[func.overloadpacket](*args, **kwargs, out_val=out)
         return out
 
     def table(self, total: float, rows: int) -> str:
         top = sorted(self.seconds.items(), key=lambda kv: -kv[1])[:rows]
-        return markdown_table(["aten op", "cpu s", "% of step", "calls"],
-                              [[k, v, f"{100 * v / total:.1f}", self.calls[k]] for k, v in top])
+        return markdown_table(["aten op", "cpu s", "% of step", "calls", "GFLOP/s"],
+                              [[k, v, f"{100 * v / total:.1f}", self.calls[k],
+                                f"{self.flop[k] / v / 1e9:.1f}" if self.flop[k] and v else "-"] for k, v in top])
+
+    def summary(self, peak: float) -> str:
+        """The share of time in ops that do counted FLOP and their rate: the step's ceiling if the rest were free."""
+        busy = sum(v for k, v in self.seconds.items() if self.flop[k])
+        rate = sum(self.flop.values()) / busy / 1e9
+        return (f"ops with counted FLOP: {100 * busy / sum(self.seconds.values()):.1f} % of the time, at {rate:.1f} "
+                f"GFLOP/s = {100 * rate / peak:.1f} % of the fp32 matmul peak ({peak:.1f} GFLOP/s, measured now)")
 
 
 def profile_stillmotion(batch: int, rows: int = 20) -> str:
@@ -126,7 +146,7 @@ def profile_stillmotion(batch: int, rows: int = 20) -> str:
 
     net = build("stillmotion")
     x, nl, cond, target = example(batch)
-    step = train_step_fn(net, torch.optim.AdamW(net.parameters(), lr=1e-4), x, nl, cond, target)
+    step = train_step_fn(net, adamw(net), x, nl, cond, target)
     step()  # warm-up (oneDNN primitive creation)
     per_op = CpuTimePerOp()
     c0 = time.process_time()
@@ -134,11 +154,14 @@ def profile_stillmotion(batch: int, rows: int = 20) -> str:
         step()
         step()
     total = time.process_time() - c0
+    mm, flop = matmul_call()
+    peak = max(flop / timed(mm)[0] / 1e9 for _ in range(3))  # GFLOP/s, CPU seconds as everywhere here
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         step()
         step()
     return (f"stillmotion cpu preset, training step at batch {batch}, 16x32x32, 1 thread: {total / 2:.3f} cpu s "
-            f"per step (with per-op timing)\n\nper-op thread CPU time, two steps:\n\n{per_op.table(total, rows)}"
+            f"per step (with per-op timing)\n{per_op.summary(peak)}\n\n"
+            f"per-op thread CPU time, two steps:\n\n{per_op.table(total, rows)}"
             f"\n\ntorch.profiler (wall clock, so inflated by preemption on a loaded machine), two steps:\n\n"
             + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
 
@@ -292,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{key}: {info[key]['params'] / 1e6:.2f}M params, {fwd_gflop:.2f} GFLOP fwd, "
                   f"{train_gflop:.2f} GFLOP fwd+bwd per clip", flush=True)
             model, autocast = prepare(net, variant, device)
-            opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+            opt = adamw(net)
             train = train_step_fn(model, opt, x, nl, cond, target)
 
             def forward(model=model, autocast=autocast):

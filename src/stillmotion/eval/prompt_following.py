@@ -60,6 +60,12 @@ def single_object_prompts(n: int, *, seed: int = 0, split: str = "heldout") -> l
     return out
 
 
+def _per_target(rows: list[dict], attribute: str, names) -> dict[str, float]:
+    """Accuracy on `attribute` per asked value, for the values some prompt asked (a small n leaves some out)."""
+    asked = {name: [r[f"{attribute}_ok"] for r in rows if r[f"target_{attribute}"] == name] for name in names}
+    return {name: float(np.mean(ok)) for name, ok in asked.items() if ok}
+
+
 def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str = "heldout", steps: int = 20,
                               sampler: str = "dpmpp-2m", guidance: float = 4.0, batch: int = 16,
                               progress: bool = True, feature_net=None, sheet=None, sheet_clips: int = 8) -> dict:
@@ -123,9 +129,8 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
         },
         "seconds": round(seconds, 1),
         "seconds_per_clip": round(seconds / n, 3),
-        "per_direction": {d: float(np.mean([r["direction_ok"] for r in rows if r["target_direction"] == d]))
-                          for d in DIRECTIONS},
-        "per_colour": {c: float(np.mean([r["colour_ok"] for r in rows if r["target_colour"] == c])) for c in COLOURS},
+        "per_direction": _per_target(rows, "direction", DIRECTIONS),
+        "per_colour": _per_target(rows, "colour", COLOURS),
         "failures": [r for r in rows if not (r["colour_ok"] and r["direction_ok"])][:20],
         **_wording_split(rows),
         **({"planner": _planner_summary(pipe, prompts)} if getattr(pipe, "plan", None) is not None
