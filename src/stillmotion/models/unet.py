@@ -275,8 +275,9 @@ class SpaceTimeUNet(nn.Module):
             attn = level in cfg.attn_levels if attn is None else attn
             tattn = level in cfg.temporal_attn_levels if tattn is None else tattn
             spacetime = (level if level >= 0 else len(ch) - 1) in cfg.spacetime_attn_levels
-            shift = spacetime and tattn and cfg.temporal and spacetime_layers % 2 == 1
-            spacetime_layers += spacetime and tattn and cfg.temporal
+            builds_spacetime = spacetime and tattn and cfg.temporal
+            shift = builds_spacetime and spacetime_layers % 2 == 1
+            spacetime_layers += int(builds_spacetime)
             return Stage(i, o, cfg, emb_dim, self.context_dim, attn, tattn, spacetime, shift)
 
         self.down = nn.ModuleList()
