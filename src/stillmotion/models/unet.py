@@ -193,8 +193,7 @@ class Stage(nn.Module):
     """One U-Net block: ResBlock -> temporal conv -> spatial attn -> cross-attn -> temporal attn."""
 
     def __init__(self, in_ch: int, out_ch: int, cfg: UNetConfig, emb_dim: int, context_dim: int,
-                 attn: bool, temporal_attn: bool, spacetime: bool = False, shift: bool = False):
-        """spacetime: its temporal attention is space-time attention, in windows shifted by half if `shift`."""
+                 attn: bool, temporal_attn: bool, spacetime: bool = False):
         super().__init__()
         self.res = ResBlock(in_ch, out_ch, emb_dim, cfg.dropout)
         self.tconv = TemporalConv(out_ch) if cfg.temporal else None
@@ -202,7 +201,7 @@ class Stage(nn.Module):
         self.cross = CrossAttention(out_ch, context_dim, cfg.head_dim) if attn and cfg.text_dim else None
         self.tattn = None
         if temporal_attn and cfg.temporal:
-            self.tattn = (SpaceTimeAttention(out_ch, cfg.head_dim, cfg.spacetime_window, shift) if spacetime
+            self.tattn = (SpaceTimeAttention(out_ch, cfg.head_dim, cfg.spacetime_window) if spacetime
                           else TemporalAttention(out_ch, cfg.head_dim))
 
     def forward(self, h: Tensor, emb: Tensor, context: Tensor | None, context_mask: Tensor | None,
@@ -268,17 +267,11 @@ class SpaceTimeUNet(nn.Module):
         p2 = cfg.patch_size ** 2
         self.conv_in = nn.Conv2d((2 * cfg.in_channels + 1 + 2 * cfg.coords) * p2, ch[0], 3, padding=1)
 
-        spacetime_layers = 0  # space-time attention layers built so far: every other one has shifted windows
-
         def stage(i, o, level, attn=None, tattn=None):
-            nonlocal spacetime_layers
             attn = level in cfg.attn_levels if attn is None else attn
             tattn = level in cfg.temporal_attn_levels if tattn is None else tattn
             spacetime = (level if level >= 0 else len(ch) - 1) in cfg.spacetime_attn_levels
-            builds_spacetime = spacetime and tattn and cfg.temporal
-            shift = builds_spacetime and spacetime_layers % 2 == 1
-            spacetime_layers += int(builds_spacetime)
-            return Stage(i, o, cfg, emb_dim, self.context_dim, attn, tattn, spacetime, shift)
+            return Stage(i, o, cfg, emb_dim, self.context_dim, attn, tattn, spacetime)
 
         self.down = nn.ModuleList()
         self.downsample = nn.ModuleList()
@@ -295,6 +288,9 @@ class SpaceTimeUNet(nn.Module):
             self.up.append(nn.ModuleList([stage(2 * c, c, lvl) for _ in range(cfg.blocks(lvl))]))
             if lvl > 0:
                 self.upsample.append(Upsample(c, ch[lvl - 1]))
+        # every other space-time attention layer, in the order activations pass them, has its windows shifted
+        for i, layer in enumerate(m for m in self.modules() if isinstance(m, SpaceTimeAttention)):
+            layer.shift = i % 2 == 1
         self.norm_out = group_norm(ch[0])
         self.conv_out = nn.Conv2d(ch[0], (cfg.out_channels or cfg.in_channels) * p2, 3, padding=1)
         self.initialize_weights()
