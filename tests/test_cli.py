@@ -126,9 +126,9 @@ def test_export_is_loadable_and_close(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     (tmp_path / "notes.md").write_text("Trained for two steps: a test model.")
     r = run("export", str(tiny_run), str(tmp_path / "release"), "--report", str(tmp_path / "eval" / "report.json"),
-            "--notes", str(tmp_path / "notes.md"), "--trajectory-sigma", "1.5")
+            "--notes", str(tmp_path / "notes.md"), "--strategy", "first-frame")
     assert r.returncode == 0, r.stderr
-    assert load(tmp_path / "release").trajectory_sigma == 1.5  # a sampling default saved with the model
+    assert load(tmp_path / "release").strategy == "first-frame"  # a sampling default saved with the model
     assert not (tmp_path / "release" / "training_state.pt").exists()
     card = (tmp_path / "release" / "MODEL_CARD.md").read_text()
     assert "`stillmotion train --preset shapes-tiny --steps 2" in card  # the exact command, from the record

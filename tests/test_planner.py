@@ -90,8 +90,8 @@ def test_ensemble_plans_the_average_of_its_heads():
 def test_planner_heads_keep_their_own_init_in_the_network():
     """The U-Net's xavier init leaves the planners alone: heads from xavier's twice-as-wide weights overfit the
     fit's clips (models/unet.py `initialize_weights`)."""
-    net = build_unet("tiny", motion_cond=True, motion_planner=True, planner_heads=2, colour_planner=True)
-    for head in [*net.planner.heads, *net.colour_planner.heads]:
+    net = build_unet("tiny", motion_cond=True, motion_planner=True, planner_heads=2)
+    for head in net.planner.heads:
         for layer in [head.score, *[m for m in head.mlp if isinstance(m, torch.nn.Linear)]]:
             bound = 1 / math.sqrt(layer.in_features)  # PyTorch's default: uniform in +-1/sqrt(fan_in)
             assert 0.9 * bound < layer.weight.abs().max() <= bound

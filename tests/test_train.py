@@ -120,7 +120,8 @@ def test_two_processes_match_one(tmp_path, overrides):
     ({"image_minutes": 2, "minutes": 2}, "give --minutes larger"),
     ({"image_minutes": 1, "minutes": 2, "init_from": "runs/x"}, "drop one of the two"),
     ({"image_minutes": 1, "minutes": 2, "frames": 1}, "frames must be >= 2"),
-    ({"sample_trajectory_sigma": "-1"}, "sample_trajectory_sigma must be >= 0"),
+    ({"probe_every": "-1"}, "probe_every must be >= 0"),
+    ({"sample_trajectory_sigma": 1.0}, "no longer exists"),
     ({"image_p_std": "0"}, "image_p_std must be > 0"),
     ({"p_std": "-1"}, "p_std must be > 0"),
 ])
@@ -193,11 +194,11 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
 
 
 def test_init_from_with_planner_fit_replaces_the_planners(tmp_path):
-    """A trained model gains planners of another shape (more heads, a colour planner): with planner_fit_clips the
-    ones init_from brings give way to freshly fitted ones; the rest of the network starts as it was."""
+    """A trained model gains a planner of another shape (more heads): with planner_fit_clips the one init_from
+    brings gives way to a freshly fitted one; the rest of the network starts as it was."""
     motion = {"motion_cond": True, "motion_planner": True}
     train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1, "model_overrides": motion}))
-    grown = {**motion, "planner_heads": 2, "colour_planner": True}
+    grown = {**motion, "planner_heads": 2}
     with pytest.raises(ValueError, match="do not fit model"):  # without a fit, a one-head planner fits no ensemble
         train(make_config("shapes-tiny", {"out": str(tmp_path / "x"), "steps": 1, "init_from": str(tmp_path / "a"),
                                           "model_overrides": {**motion, "planner_heads": 2}}))
@@ -206,8 +207,8 @@ def test_init_from_with_planner_fit_replaces_the_planners(tmp_path):
                                              "planner_fit_clips": 12, "planner_fit_steps": 3}))
     a, b = checkpoint.load_weights(tmp_path / "a"), checkpoint.load_weights(path)
     fit = checkpoint.load_config(path)["record"]["planner_fit"]
-    assert fit["heads"] == 2 and {"motion", "colour"} <= set(fit)
-    assert any(k.startswith("colour_planner.heads.1.") for k in b) and "planner.norm.weight" not in b
+    assert fit["heads"] == 2 and "motion" in fit
+    assert any(k.startswith("planner.heads.1.") for k in b) and "planner.norm.weight" not in b
     assert max((a[k] - b[k]).abs().max().item() for k in a if "planner" not in k) < 1e-6
 
 
@@ -223,20 +224,17 @@ def test_segment_budgets_are_cumulative_and_increasing():
 
 def test_image_stage_then_inflated_video_stage(tmp_path):
     """image_minutes: an image model first (<out>/image), then the video model inflated from it, with fitted
-    planners (motion and colour, two heads each); a resumed run does not train the finished image stage again."""
+    motion planner (two heads); a resumed run does not train the finished image stage again."""
     from stillmotion.train.loop import stages
 
     out = tmp_path / "run"
     cfg = make_config("shapes-tiny", {
         "out": str(out), "steps": 2, "minutes": 0.5, "image_minutes": 0.02, "image_batch_size": 8,
-        "planner_fit_clips": 12, "planner_fit_steps": 5, "noise_warp": 1.0, "sample_trajectory_sigma": 1.0,
-        "sample_colour_sigma": 0.5,
-        "model_overrides": '{"motion_cond": true, "motion_planner": true, "planner_heads": 2, '
-                           '"colour_planner": true}'})
+        "planner_fit_clips": 12, "planner_fit_steps": 5, "noise_warp": 1.0,
+        "model_overrides": '{"motion_cond": true, "motion_planner": true, "planner_heads": 2}'})
     image, video = stages(cfg)
     assert (image.frames, image.batch_size, image.out, image.minutes) == (1, 8, str(out / "image"), 0.02)
     assert image.model_overrides["temporal"] is False and image.model_overrides["motion_planner"] is False
-    assert image.model_overrides["colour_planner"] is False
     assert video.init_from == str(out / "image") and video.minutes == pytest.approx(0.48)
     assert video.frames == cfg.frames and video.image_minutes == 0
     assert (image.p_mean, image.p_std) == (video.p_mean, video.p_std) == (cfg.p_mean, cfg.p_std)
@@ -249,13 +247,12 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
     config = checkpoint.load_config(path)
     assert config["record"]["init_from"]["path"] == str(checkpoint.resolve(out / "image"))
     fit = config["record"]["planner_fit"]
-    assert fit["clips"] == 12 and fit["heads"] == 2 and {"motion", "colour"} <= set(fit)
-    assert config["sampling"]["trajectory_sigma"] == 1.0 and config["model"]["motion_planner"] is True
-    assert config["sampling"]["colour_sigma"] == 0.5 and config["model"]["colour_planner"] is True
+    assert fit["clips"] == 12 and fit["heads"] == 2 and "motion" in fit
+    assert config["sampling"] == {"strategy": "joint"} and config["model"]["motion_planner"] is True
     assert len(history(out)) == 2
 
     fitted = {k: v for k, v in checkpoint.load_weights(out).items() if "planner." in k}
-    assert any(k.startswith("colour_planner.heads.1.") for k in fitted)
+    assert any(k.startswith("planner.heads.1.") for k in fitted)
     train(make_config(None, {**cfg.to_dict(), "steps": 3}), resume=True)
     assert len(history(out)) == 3
     after = checkpoint.load_weights(out)

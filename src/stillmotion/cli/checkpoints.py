@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 
-from stillmotion.cli.common import nonnegative_float
-
 # ------------------------------------------------------------------------------------------------ info
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -55,8 +53,7 @@ def _run_export(args: argparse.Namespace) -> int:
     for path in (args.report, args.notes):
         if path and not os.path.isfile(path):
             raise FileNotFoundError(f"no such file: '{path}'")
-    sampling = {k: v for k, v in (("trajectory_sigma", args.trajectory_sigma), ("colour_sigma", args.colour_sigma))
-                if v is not None} or None
+    sampling = {"strategy": args.strategy} if args.strategy else None
     dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16, sampling=sampling)
     card = write_model_card(dest, args.report, args.notes)
     size = (dest / "model.safetensors").stat().st_size / 1e6
@@ -65,18 +62,17 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _add_export(subparsers) -> None:
+    from stillmotion.pipelines.text_to_video import STRATEGIES
+
     p = subparsers.add_parser("export", help="write an inference-only copy of a checkpoint (float16 by default)")
     p.add_argument("run", help="checkpoint or run folder")
     p.add_argument("dest", help="folder to write model.safetensors and config.json into")
     p.add_argument("--float32", action="store_true", help="keep float32 weights (twice the size)")
     p.add_argument("--report", default=None, help="report.json from `stillmotion evaluate`, for the model card")
     p.add_argument("--notes", default=None, help="a markdown file of limitations and notes for the model card")
-    p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="sample by default with trajectory anchoring from this noise level down (saved in "
-                        "config.json's sampling entry; diffusion/trajectory.py; 0: off)")
-    p.add_argument("--colour-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="sample by default with colour anchoring from this noise level down (models with a colour "
-                        "planner; diffusion/colour.py; 0: off)")
+    p.add_argument("--strategy", default=None, choices=STRATEGIES,
+                   help="the model's default sampling strategy (saved in config.json's sampling entry; "
+                        "'first-frame' needs a model trained with the i2v task)")
     p.set_defaults(func=_run_export)
 
 

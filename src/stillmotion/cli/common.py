@@ -13,19 +13,10 @@ def positive_int(text: str) -> int:
 
 
 def add_motion_sampling_options(p: argparse.ArgumentParser) -> None:
-    """--noise-warp, --trajectory-sigma, --colour-sigma: how sampling makes the clip follow the motion (planned or
-    --motion) and the planned colour."""
+    """--noise-warp: how much the starting noise follows the motion (planned or --motion); opt-in."""
     p.add_argument("--noise-warp", type=unit_float, default=None, metavar="A",
                    help="how much the starting noise follows the motion (0: independent per frame, 1: one noise "
                         "pattern panning along it; diffusion/noise_warp.py). Default: what the model was trained with")
-    p.add_argument("--trajectory-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="at every sampler level from this noise level down every frame becomes one frame shifted "
-                        "along the motion (the path kept on the canvas), and denoising goes on from there "
-                        "(diffusion/trajectory.py); 0: off. Default: the model's (its config.json's sampling entry)")
-    p.add_argument("--colour-sigma", type=nonnegative_float, default=None, metavar="S",
-                   help="models with a colour planner: at every sampler level from this noise level down the objects "
-                        "take the colour it reads from the prompt, and denoising goes on from there "
-                        "(diffusion/colour.py); 0: off. Default: the model's")
 
 
 def nonnegative_float(text: str) -> float:

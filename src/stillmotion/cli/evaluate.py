@@ -30,16 +30,20 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     pipe = load(args.model)
     if args.noise_warp is not None:  # both recorded in each result's protocol
         pipe.noise_warp = args.noise_warp
-    if args.trajectory_sigma is not None:
-        pipe.trajectory_sigma = args.trajectory_sigma
-    if args.colour_sigma is not None:
-        pipe.colour_sigma = args.colour_sigma
     judge, fvd_net = _evaluate_feature_nets(args.features, pipe.info)
     report = {"model": str(args.model or "shipped"), "record": pipe.info.get("record", {}), "results": []}
+    if pipe.frames > 1 and (pipe.info.get("data") or {}).get("world", "shapes") == "shapes":
+        from stillmotion.eval.motion_probe import evaluate_direction_probe
+
+        report["direction_probe"] = probe = evaluate_direction_probe(pipe, seed=args.seed)
+        print("direction probe (right-left / down-up travel of the estimate, px; ideal "
+              + ", ".join(f"{a} {v:.1f}" for a, v in probe["ideal"].items()) + "): "
+              + "; ".join(f"{a} " + " ".join(f"@{s} {v:.2f}" for s, v in probe["separation"][a].items())
+                          for a in probe["separation"]) + f"; mean ratio {probe['mean_ratio']:.2f}")
     for split in args.split:
         result = evaluate_prompt_following(pipe, n=args.n, seed=args.seed, split=split, steps=args.steps,
                                            sampler=args.sampler, guidance=args.guidance, feature_net=judge,
-                                           sheet=out / f"samples-{split}.png")
+                                           sheet=out / f"samples-{split}.png", directions=args.directions)
         report["results"].append(result)
         print(f"{split:9s} colour {result['colour_accuracy']:.3f}  direction {result['direction_accuracy']:.3f}  "
               f"both {result['colour_and_direction_accuracy']:.3f}  ({result['seconds_per_clip']:.2f} s/clip)")
@@ -106,6 +110,7 @@ def _evaluate_videos(args: argparse.Namespace, out) -> int:
 
 
 def _add_evaluate(subparsers) -> None:
+    from stillmotion.data.captions import DIRECTIONS
     from stillmotion.diffusion.samplers import SAMPLERS
 
     p = subparsers.add_parser("evaluate", help="score a model's prompt following with a fixed protocol",
@@ -115,6 +120,8 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="prompt and sampling seed")
     p.add_argument("--split", nargs="+", default=["heldout", "train"], choices=["heldout", "train", "canonical"],
                    help="prompt wordings: held-out (never in training captions), train, canonical")
+    p.add_argument("--directions", nargs="+", default=None, choices=list(DIRECTIONS), metavar="DIRECTION",
+                   help="ask only these directions (default: all 8), for a model trained on a world restricted to them")
     p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="sampler")
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")

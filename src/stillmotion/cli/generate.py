@@ -34,8 +34,7 @@ def _run_generate(args: argparse.Namespace) -> int:
     videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
                              sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
                              strategy=args.strategy, motion=args.motion, noise_warp=args.noise_warp,
-                             trajectory_sigma=args.trajectory_sigma,
-                             colour_sigma=args.colour_sigma, progress=not args.quiet, **known)
+                             progress=not args.quiet, **known)
                         for i in range(args.n)])
     sampled = time.time()
     out = Path(args.out)

@@ -367,3 +367,11 @@ def _min_gap(a: ObjectLabels, b: ObjectLabels, frames: int) -> float:
     ext = lambda o: (ROTATED_EXTENT if o.motion == "rotating" else EXTENT)[o.shape] * o.size
     return float((np.hypot(*(ca - cb).T) - ext(a) * sa - ext(b) * sb).min())
 
+
+
+def direction_clips(direction: str, n: int, frames: int, size: int, seed: int = 0) -> np.ndarray:
+    """`n` clips of one object moving in `direction` (any colour, shape, size, speed and start the world draws),
+    on black: what a prompt that names only the direction allows. (n, F, H, W, 3) uint8."""
+    _check("direction", direction, DIRECTIONS)
+    world = ShapesWorld(size, frames, p_two=0.0, motions=(direction,), max_objects=1)
+    return np.stack([world.render(world.sample_labels(np.random.default_rng((seed, i)))) for i in range(n)])

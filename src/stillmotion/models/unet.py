@@ -75,6 +75,20 @@ def frame_position_features(frames: int, device=None) -> Tensor:
     return torch.cat([torch.cos(k * u), torch.sin(k * u)], dim=-1)  # (F, FRAME_FEATURES)
 
 
+# fields of earlier versions, and the value that made them do nothing: a config that has them at that value loads
+RETIRED_FIELDS = {"colour_planner": False}
+
+
+def drop_retired(d: dict, retired: dict, what: str) -> dict:
+    """`d` without the retired fields that hold their inert value; an error for any that asked for more."""
+    active = {k: d[k] for k in retired if k in d and d[k] != retired[k]}
+    if active:
+        raise ValueError(f"{what}: {active} asks for something this version no longer has (colour and trajectory "
+                         "anchoring were removed: the network makes the motion itself, docs/motion.md); set it to "
+                         f"{ {k: retired[k] for k in active} } or use the version that made it")
+    return {k: v for k, v in d.items() if k not in retired}
+
+
 @dataclass
 class UNetConfig:
     """Constructor arguments of `SpaceTimeUNet`; saved as config.json next to the weights.
@@ -113,9 +127,6 @@ class UNetConfig:
             user's then uses the planned one (`plan_motion`).
         planner_heads: the planner's number of heads; more than one averages them (models/planner.py
             `PlannerEnsemble`: steadier on rarely seen wordings).
-        colour_planner: a second planner (as many heads), text -> the objects' mean colour, fitted on the colour
-            each training clip's pixels show (diffusion/colour.py `object_colour`); sampling imposes it partway
-            (`anchor_colour`). The network itself does not read it.
         text_whiten: whiten the text token embeddings with a fixed map fitted on the training captions
             (`set_text_whitening`, models/text.py `whitening`) before anything reads them. Sentence encoders put
             antonyms close together (MiniLM: "left" vs "right" tokens at cosine 0.78, "red" vs "blue" 0.36), so the
@@ -145,7 +156,6 @@ class UNetConfig:
     motion_cond: bool = False
     motion_planner: bool = False
     planner_heads: int = 1
-    colour_planner: bool = False
     patch_size: int = 1
 
     def __post_init__(self):
@@ -161,8 +171,6 @@ class UNetConfig:
         if self.motion_planner and not (self.motion_cond and self.temporal and self.text_dim):
             raise ValueError("motion_planner plans a motion hint from the text: it needs motion_cond=True, "
                              "temporal=True and text_dim > 0")
-        if self.colour_planner and not self.text_dim:
-            raise ValueError("colour_planner plans a colour from the text: it needs text_dim > 0")
         if self.planner_heads < 1:
             raise ValueError(f"planner_heads must be >= 1 (got {self.planner_heads})")
         if self.spacetime_window < 0:
@@ -182,6 +190,7 @@ class UNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> UNetConfig:
+        d = drop_retired(d, RETIRED_FIELDS, "UNetConfig")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -253,7 +262,6 @@ class SpaceTimeUNet(nn.Module):
         self.tmotion = nn.Sequential(nn.Linear(FRAME_FEATURES + 3, emb_dim), nn.SiLU(),
                                      nn.Linear(emb_dim, emb_dim)) if cfg.temporal and cfg.motion_cond else None
         self.planner = _planner(cfg, dims=2) if cfg.motion_planner else None  # text -> motion hint
-        self.colour_planner = _planner(cfg, dims=3) if cfg.colour_planner else None  # text -> objects' colour
         if cfg.text_dim:
             self.text_norm = nn.LayerNorm(cfg.text_dim)
             self.text_proj = nn.Linear(cfg.text_dim, self.context_dim)  # tokens -> cross-attention context
@@ -300,7 +308,7 @@ class SpaceTimeUNet(nn.Module):
         """All initialisation in one place (DiT / ADM): xavier-uniform linear maps and convs, zero biases,
         N(0, 0.02) noise MLP, and zero-init on every residual branch output and on the final conv, so
         the network starts as the identity on its residual stream and outputs 0."""
-        planners = {id(m) for p in (self.planner, self.colour_planner) if p is not None for m in p.modules()}
+        planners = {id(m) for m in self.planner.modules()} if self.planner is not None else set()
         for m in self.modules():
             # the planner heads keep PyTorch's default init (uniform in +-1/sqrt(fan_in), half xavier's width
             # here): fitted on 8000 clips from xavier's, a head overfit (held-out loss -2.1 against -3.3) and
@@ -364,13 +372,6 @@ class SpaceTimeUNet(nn.Module):
         if self.config.text_whiten:
             text = (text - self.text_mean) @ self.text_whitening  # (B, L, D)
         return torch.where(text_mask[..., None], text, 0.0), text_mask
-
-    def plan_colour(self, text: Tensor, text_mask: Tensor | None = None) -> Tensor:
-        """The colour planner's (B, 4) [mean r, g, b in [-1, 1], log std] of the colour the prompts ask for
-        (colour_planner; diffusion/colour.py)."""
-        if self.colour_planner is None:
-            raise ValueError("plan_colour: this network was built without colour_planner")
-        return self.colour_planner(*self.text_tokens(text, text_mask))
 
     def plan_motion(self, text: Tensor, text_mask: Tensor | None = None) -> Tensor:
         """The planner's (B, 3) [mean dx, mean dy, log std] of the motion the prompts ask for (motion_planner);

@@ -14,14 +14,11 @@ from torch import Tensor
 from tqdm import tqdm
 
 from stillmotion.cond import Cond, motion_hint
-from stillmotion.diffusion.colour import MAX_STD as COLOUR_MAX_STD
-from stillmotion.diffusion.colour import anchor_colour
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.samplers import SAMPLERS, sample
 from stillmotion.diffusion.schedules import get_sigmas
-from stillmotion.diffusion.trajectory import anchor_mask, best_anchor, follow_trajectory, object_map, path_offset
 from stillmotion.models.planner import plan_hint, plan_std
 from stillmotion.models.text import TextEncoder
 
@@ -36,8 +33,7 @@ class TextToVideo:
         text: the text encoder the model was trained with.
         frames, size: the default clip shape (the model was trained on it; other frame counts also work).
         info: the checkpoint's config (kept for `stillmotion info` and reports); its "sampling" entry gives the
-            default strategy and trajectory anchoring (see `__call__`), its "diffusion" entry the noise warp the
-            model was trained with.
+            default strategy (see `__call__`), its "diffusion" entry the noise warp the model was trained with.
     """
 
     def __init__(self, denoiser: Denoiser, text: TextEncoder, *, frames: int = 16, size: int = 32,
@@ -48,8 +44,6 @@ class TextToVideo:
         self.info = info or {}
         self.strategy = self.info.get("sampling", {}).get("strategy", "joint")
         self.noise_warp = float(self.info.get("diffusion", {}).get("noise_warp", 0.0))
-        self.trajectory_sigma = float(self.info.get("sampling", {}).get("trajectory_sigma", 0.0))
-        self.colour_sigma = float(self.info.get("sampling", {}).get("colour_sigma", 0.0))
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> TextToVideo:
@@ -99,8 +93,7 @@ class TextToVideo:
                  size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
                  guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
                  known_frames: Tensor | None = None, frame_mask: Tensor | None = None,
-                 strategy: str | None = None, motion=None, noise_warp: float | None = None,
-                 trajectory_sigma: float | None = None, colour_sigma: float | None = None, progress: bool = True,
+                 strategy: str | None = None, motion=None, noise_warp: float | None = None, progress: bool = True,
                  callback=None) -> Tensor:
         """Generate one clip per prompt.
 
@@ -124,16 +117,6 @@ class TextToVideo:
             noise_warp: how much the starting noise follows that motion (diffusion/noise_warp.py; 0 = independent
                 noise per frame). None: what the model was trained with. Models trained with warped noise take
                 their motion from it (with no motion known, the noise stays put, as it did for still clips).
-            trajectory_sigma: at every level of the sampler at or below this noise level, every frame becomes one
-                anchor frame (one that shows the object whole, `best_anchor`) shifted along that motion, the path
-                moved as little as keeps the object on the canvas (`path_offset`), and denoising goes on from there
-                (diffusion/trajectory.py); only clips whose motion is known (a confident plan or a hint) and travels
-                at least MIN_TRAVEL, and only without known frames. 0: off. None: the model's default (its
-                config's "sampling" entry, else 0).
-            colour_sigma: models with a colour planner: at every level of the sampler at or below this noise level,
-                the objects of the clips whose colour plan is sure take the planned colour, and denoising goes on
-                from there (diffusion/colour.py; before trajectory anchoring where both act at one level); only
-                without known frames. 0: off. None: the model's default.
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
@@ -164,28 +147,12 @@ class TextToVideo:
         warp = self.noise_warp if noise_warp is None else float(noise_warp)
         if not 0.0 <= warp <= 1.0:
             raise ValueError(f"noise_warp must be in [0, 1] (got {noise_warp})")
-        anchor_at = self.trajectory_sigma if trajectory_sigma is None else float(trajectory_sigma)
-        if not anchor_at >= 0:  # also NaN
-            raise ValueError(f"trajectory_sigma must be >= 0 (0: off; got {trajectory_sigma})")
-        colour_at = self.colour_sigma if colour_sigma is None else float(colour_sigma)
-        if not colour_at >= 0:
-            raise ValueError(f"colour_sigma must be >= 0 (0: off; got {colour_sigma})")
-        if colour_sigma and getattr(net, "colour_planner", None) is None:
-            raise ValueError("this model has no colour planner to anchor colours to; drop colour_sigma "
-                             "(--colour-sigma), or train one with --set 'model_overrides={\"colour_planner\": true}' "
-                             "and planner_fit_clips > 0")
-        recolour = torch.zeros(b, dtype=torch.bool)  # (B,) clips whose colour plan is sure
-        if colour_at > 0 and getattr(net, "colour_planner", None) is not None:
-            colour_plan = net.plan_colour(cond.text, cond.text_mask).float()  # (B, 4)
-            recolour = plan_std(colour_plan).cpu() <= COLOUR_MAX_STD
         motion_cond = getattr(getattr(net, "config", None), "motion_cond", False)
         displacement = torch.zeros(b, 2)  # (B, 2) the motion the noise follows (canvas fractions over the clip)
-        known_motion = torch.zeros(b, dtype=torch.bool)  # (B,) a confident plan or a user's hint
         if motion is None and getattr(net, "planner", None) is not None:
             plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3), from the tokens encoded above
             cond.motion, uncond.motion = plan_hint(plan), motion_hint(None, b).to(device)
             displacement = plan[:, :2].cpu()  # the planned mean, even where the plan is unsure (as trained)
-            known_motion = cond.motion[:, 2].cpu() > 0
         elif motion is not None and motion != "none":
             if not motion_cond and warp == 0:
                 raise ValueError("this model was not trained with motion hints (motion_cond) or warped noise; drop "
@@ -195,13 +162,16 @@ class TextToVideo:
             if motion_cond:
                 cond.motion = uncond.motion = hint
             displacement = hint[:, :2].cpu()
-            known_motion[:] = True
-        anchored = anchor_mask(displacement, known_motion)  # (B,) clips that trajectory anchoring moves
         if isinstance(guidance, Tensor):
             guidance = guidance.to(device)
         g = torch.Generator(device).manual_seed(seed)
         bar = tqdm(total=steps * (1 + (strategy == "first-frame")), desc="sampling", disable=not progress,
                    leave=False)
+
+        def on_step(info):
+            bar.update(1)
+            if callback is not None:
+                callback(info)
 
         def run(known: Tensor | None, mask: Tensor | None) -> Tensor:
             """One sampler pass over (B, 3, F, H, W) noise; known frames (with mask (B, F)) are kept as given."""
@@ -212,37 +182,7 @@ class TextToVideo:
             sigmas = get_sigmas(schedule, steps).to(device)
             x = torch.randn((b, 3, frames, size, size), generator=g, device=device)  # (B, 3, F, H, W)
             x = warped_noise(x, displacement, warp, generator=g) * sigmas[0].float()
-
-            estimate = {}
-
-            def on_step(info):
-                bar.update(1)
-                estimate["x0"] = info["denoised"]  # the latest clean estimate: where the objects are
-                if callback is not None:
-                    callback(info)
-
-            # anchoring: sample down to each level <= its sigma, recolour / move the frames, sample on
-            stops = {}  # sigma index -> what to do there, in order
-            if anchor_at > 0 and known is None and frames > 1 and anchored.any():
-                for k in range(int((sigmas[:-1] > anchor_at).sum()), len(sigmas) - 1):  # every level from there
-                    stops.setdefault(k, []).append("trajectory")
-            if colour_at > 0 and known is None and recolour.any():  # at every level from colour_at down
-                for k in range(int((sigmas[:-1] > colour_at).sum()), len(sigmas) - 1):
-                    stops.setdefault(k, []).insert(0, "colour")
-            done = 0
-            for k in sorted(k for k in stops if 0 < k < len(sigmas) - 1):
-                x = sample(sampler, denoise, x, sigmas[done:k + 1], generator=g, callback=on_step)
-                x0 = estimate["x0"].float()
-                for action in stops[k]:
-                    if action == "colour":
-                        x = anchor_colour(x, x0, colour_plan[:, :3], recolour)
-                    else:
-                        content = object_map(x0)  # (B, F, H, W)
-                        anchor = best_anchor(content, displacement)
-                        x = follow_trajectory(x, displacement, anchored, anchor,
-                                              path_offset(content, displacement, anchor))
-                done = k
-            video = sample(sampler, denoise, x, sigmas[done:], generator=g, callback=on_step)
+            video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
             if known is not None:  # known frames are returned exactly as given
                 keep = cond.frame_mask[:, None, :, None, None]
                 video = keep * cond.frames + (1 - keep) * video

@@ -108,7 +108,7 @@ def export(src: str | Path, dest: str | Path, *, dtype: torch.dtype | None = tor
 
     This is how the shipped model is made: its weights are stored in float16 (half the size in git) and
     loaded back into float32, and it is evaluated as stored. `sampling` updates the config's "sampling" entry,
-    the defaults the pipeline samples with (e.g. {"trajectory_sigma": 1.0}, chosen by evaluating the model).
+    the defaults the pipeline samples with (e.g. {"strategy": "first-frame"}).
     """
     folder = resolve(src)
     config = load_config(folder)

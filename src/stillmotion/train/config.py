@@ -14,8 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stillmotion.data.atomic import write_atomic
+from stillmotion.models.unet import drop_retired
 from stillmotion.pipelines.text_to_video import STRATEGIES
 from stillmotion.train.tasks import check_task_weights
+
+# options of earlier versions, and the value that made them do nothing (a config that has them at that value loads)
+RETIRED_OPTIONS = {"sample_trajectory_sigma": 0.0, "sample_colour_sigma": 0.0}
 
 
 @dataclass
@@ -88,12 +92,11 @@ class TrainConfig:
     sample_prompts: list = field(default_factory=lambda: [
         "a red circle moving left", "a blue square moving up", "a green triangle moving right",
         "a yellow circle moving down"])
+    probe_every: int = 0                # log the high-noise direction probe (diffusion/direction_probe.py) of the
+    #                                     EMA weights to probe.csv every N steps; 0: off
     sample_steps: int = 20
     sample_strategy: str = "joint"      # how the model samples by default (pipelines.text_to_video.STRATEGIES):
     #                                     saved in config.json; "first-frame" needs the i2v task
-    sample_trajectory_sigma: float = 0.0  # the model's default trajectory anchoring level: it acts at every level
-    #                                     from there down (diffusion/trajectory.py); saved in config.json; 0: off
-    sample_colour_sigma: float = 0.0    # ... and colour anchoring level (diffusion/colour.py; colour_planner models)
     tensorboard: bool = False
     out: str = "runs/shapes"
 
@@ -102,12 +105,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        d = drop_retired(d, RETIRED_OPTIONS, "TrainConfig")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown training option(s) {unknown}; valid options: {sorted(known)}")
         return cls(**d)
 
+
+# text-to-video, image-to-video, prediction and in-betweens in one network (train/tasks.py)
+MULTITASK = {"t2v": 0.4, "i2v": 0.2, "predict": 0.2, "interpolate": 0.2}
 
 TRAIN_PRESETS: dict[str, dict] = {
     # a few seconds: for tests and smoke runs
@@ -121,15 +128,12 @@ TRAIN_PRESETS: dict[str, dict] = {
     # shows where the object goes), which log-normal(-0.4, 1.6) visits 2% of the time and this one 25%.
     "shapes-s": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2),
-    # the CPU model from scratch in 15 minutes: an image model first (6 min of single frames), inflated; motion
-    # and colour planners of 4 heads each fitted on 8000 clips; then videos with warped noise; samples with
-    # trajectory and colour anchoring
-    "shapes-quick": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
-                         p_mean=1.5, p_std=2.2, image_minutes=6, image_batch_size=32, noise_warp=1.0,
-                         planner_fit_clips=8000,
-                         model_overrides={"motion_cond": True, "motion_planner": True, "planner_heads": 4,
-                                          "colour_planner": True},
-                         sample_trajectory_sigma=1.0, sample_colour_sigma=1.0),
+    # the CPU model from scratch in an hour (docs/motion.md): an image model first (10 min of single frames),
+    # inflated; then videos with the four frame tasks, whose known frames make the prompt's direction decide the
+    # loss at every noise level (train/tasks.py). Independent noise, plain sampling.
+    "shapes-quick": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=60, p_two=0.2, data_mean=-0.9,
+                         p_mean=1.5, p_std=2.2, image_minutes=10, image_batch_size=32, probe_every=100,
+                         tasks=MULTITASK),
     "digits-s": dict(world="digits", model="cpu", frames=16, size=32, batch_size=16, minutes=15, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2,
                      sample_prompts=["the digit 3 moving right", "the digit 7 moving up"]),
@@ -176,6 +180,9 @@ def make_config(preset: str | None = None, overrides: dict | None = None) -> Tra
         base.update(TRAIN_PRESETS[preset])
     hints = typing.get_type_hints(TrainConfig)
     for k, v in (overrides or {}).items():
+        if k in RETIRED_OPTIONS:
+            raise ValueError(f"training option '{k}' no longer exists: trajectory and colour anchoring were removed "
+                             "(the network makes the motion itself; docs/motion.md)")
         if k not in hints:
             raise ValueError(f"unknown training option '{k}'; valid options: {', '.join(sorted(hints))}")
         base[k] = _coerce(v, hints[k], k) if isinstance(v, str) and hints[k] is not str else v
@@ -203,6 +210,8 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("give a budget: --steps N or --minutes M")
     if not 0 <= cfg.cfg_dropout < 1:
         problems.append(f"cfg_dropout must be in [0, 1) (got {cfg.cfg_dropout})")
+    if cfg.probe_every < 0:
+        problems.append(f"probe_every must be >= 0 (got {cfg.probe_every})")
     if cfg.workers < 0:
         problems.append(f"workers must be >= 0 (got {cfg.workers})")
     if cfg.min_snr_gamma is not None and cfg.min_snr_gamma <= 0:
@@ -234,10 +243,6 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"image_batch_size must be >= 1 (got {cfg.image_batch_size})")
     if cfg.planner_fit_clips < 0 or cfg.planner_fit_steps < 0:
         problems.append("planner_fit_clips and planner_fit_steps must be >= 0")
-    if not cfg.sample_trajectory_sigma >= 0:
-        problems.append(f"sample_trajectory_sigma must be >= 0 (got {cfg.sample_trajectory_sigma})")
-    if not cfg.sample_colour_sigma >= 0:
-        problems.append(f"sample_colour_sigma must be >= 0 (got {cfg.sample_colour_sigma})")
     if cfg.planner_weight < 0:
         problems.append(f"planner_weight must be >= 0 (got {cfg.planner_weight})")
     if not 0 <= cfg.motion_dropout <= 1:

@@ -32,6 +32,7 @@ from stillmotion.cond import Cond
 from stillmotion.data.video_io import to_float
 from stillmotion.data.worlds import get_world
 from stillmotion.diffusion.denoiser import Denoiser
+from stillmotion.diffusion.direction_probe import AXES, PROBE_SIGMAS, direction_probe
 from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.schedules import sample_training_sigmas
 from stillmotion.models.planner import plan_loss
@@ -79,7 +80,10 @@ class Batch:
         return (1 - self.cond.frame_mask)[:, None, :, None, None]
 
 
-PLANNER_PREFIXES = ("planner.", "colour_planner.")  # the planners' weights (models/planner.py)
+PLANNER_PREFIXES = ("planner.",)  # the motion planner's weights (models/planner.py)
+# parts a model may be built without (motion-hint input, planner; and the colour planner of earlier versions):
+# init_from leaves out those it lacks
+OPTIONAL_PREFIXES = ("tmotion.", "colour_planner.", *PLANNER_PREFIXES)
 FLOW_CACHE = FlowCache()  # per process (and per DataLoader worker); see train/flow_consistency.py
 
 
@@ -232,9 +236,7 @@ def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) ->
                       "data_mean": cfg.data_mean, "noise_warp": cfg.noise_warp},
         "text_encoder": {"name": cfg.text_encoder, "dim": text.dim},
         "data": {"world": cfg.world, "data": cfg.data, "frames": cfg.frames, "size": cfg.size},
-        "sampling": {"strategy": cfg.sample_strategy,
-                     **({"trajectory_sigma": cfg.sample_trajectory_sigma} if cfg.sample_trajectory_sigma else {}),
-                     **({"colour_sigma": cfg.sample_colour_sigma} if cfg.sample_colour_sigma else {})},
+        "sampling": {"strategy": cfg.sample_strategy},
         "train": cfg.to_dict(),
         "record": record,
     }
@@ -267,10 +269,8 @@ def stages(cfg: TrainConfig) -> list[TrainConfig]:
         p_mean=cfg.p_mean if cfg.image_p_mean is None else cfg.image_p_mean,
         p_std=cfg.p_std if cfg.image_p_std is None else cfg.image_p_std,
         minutes=cfg.image_minutes, image_minutes=0.0, image_every=0, noise_warp=0.0, flow_consistency=0.0,
-        planner_fit_clips=0, tasks={"t2v": 1.0}, sample_trajectory_sigma=0.0, sample_colour_sigma=0.0,
-        sample_strategy="joint",
-        model_overrides={**cfg.model_overrides, "temporal": False, "motion_cond": False, "motion_planner": False,
-                         "colour_planner": False})
+        planner_fit_clips=0, tasks={"t2v": 1.0}, sample_strategy="joint",
+        model_overrides={**cfg.model_overrides, "temporal": False, "motion_cond": False, "motion_planner": False})
     video = dataclasses.replace(cfg, image_minutes=0.0, init_from=str(out / "image"),
                                 minutes=cfg.minutes - cfg.image_minutes)
     return [image, video]
@@ -330,6 +330,9 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
             weights = {k: v for k, v in weights.items() if not k.startswith(PLANNER_PREFIXES)}
         weights, coords_added = add_coord_inputs(weights, net.config) if hasattr(net.config, "coords") \
             else (weights, False)
+        own = net.state_dict()
+        dropped = sorted({k.split(".")[0] for k in weights if k.startswith(OPTIONAL_PREFIXES) and k not in own})
+        weights = {k: v for k, v in weights.items() if k in own or not k.startswith(OPTIONAL_PREFIXES)}
         try:
             result = net.load_state_dict(weights, strict=False)
         except RuntimeError as e:
@@ -346,22 +349,17 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
         dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
                     + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else "")
                     + ("; its planners are replaced by ones fitted here (planner_fit_clips)" if replaced else "")
-                    + ("; its input layer gains the coordinate channels, at zero" if coords_added else ""))
+                    + ("; its input layer gains the coordinate channels, at zero" if coords_added else "")
+                    + (f"; its {', '.join(dropped)} weights are left out (this model has none)" if dropped else ""))
     if getattr(net.config, "text_whiten", False) and not cfg.init_from and not resume:
         fit_text_whitening(net, text, source, cfg)
     planner_fit = None
-    has_planner = getattr(net, "planner", None) is not None or getattr(net, "colour_planner", None) is not None
-    if getattr(net, "colour_planner", None) is not None and cfg.planner_fit_clips <= 0 and not resume \
-            and not (cfg.init_from and any(k.startswith("colour_planner.") for k in weights)):
-        raise ValueError("a colour_planner is only fitted before the video steps: set planner_fit_clips > 0")
-    if cfg.planner_fit_clips > 0 and has_planner and not resume:  # fresh planners
+    if cfg.planner_fit_clips > 0 and getattr(net, "planner", None) is not None and not resume:  # a fresh planner
         planner_fit = fit_planner(net, text, source, [clip_seed(cfg, i) for i in range(cfg.planner_fit_clips)],
                                   steps=cfg.planner_fit_steps, seed=cfg.seed, workers=max(cfg.workers, 2))
-        spreads = ", ".join(f"{name} {planner_fit[name]['median_spread']:.3f}" for name in ("motion", "colour")
-                            if name in planner_fit)
-        dist.print0(f"planners fitted on {planner_fit['clips']} clips ({planner_fit['heads']} head(s) x "
-                    f"{planner_fit['steps']} steps, {planner_fit['seconds']:.0f} s): median spread {spreads}; "
-                    f"they stay as fitted")
+        dist.print0(f"planner fitted on {planner_fit['clips']} clips ({planner_fit['heads']} head(s) x "
+                    f"{planner_fit['steps']} steps, {planner_fit['seconds']:.0f} s): median spread "
+                    f"{planner_fit['motion']['median_spread']:.3f}; it stays as fitted")
     ema = EMA(net, cfg.ema_decay, cfg.ema_warmup)
     # fused: one kernel over all tensors; torch's CPU default is a loop over the 300-odd tensors (the update alone:
     # 23 ms on one thread for the cpu preset, 4.4 ms fused; a whole shapes-s step, ~1 s, shows no difference)
@@ -384,8 +382,6 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
         init_record = saved_record.get("init_from")
         planner_fit = saved_record.get("planner_fit")
         dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
-    if getattr(net, "colour_planner", None) is not None:  # fitted before the loop (or inherited); no loss reads it
-        net.colour_planner.requires_grad_(False)
     if planner_fit and getattr(net, "planner", None) is not None:  # a fitted planner stays as fitted, also resumed
         net.planner.requires_grad_(False)  # batch-16 steps drifted a fitted planner (0.78 -> 0.54 of 256 prompts)
     if world_size > 1 and cfg.image_every > 0 and getattr(net, "planner", None) is not None:
@@ -507,6 +503,8 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
             if dist.broadcast_object(time.time() - last_ckpt > cfg.ckpt_minutes * 60):
                 save()
                 last_ckpt = time.time()
+            if cfg.probe_every and step % cfg.probe_every == 0 and dist.is_main():
+                log_probe(cfg, ema.shadow, text, step, elapsed, out / "probe.csv")
             if cfg.sample_every and step % cfg.sample_every == 0 and dist.is_main():
                 preview(cfg, ema.shadow, text, out / "samples" / f"step{step:06d}")
     except KeyboardInterrupt:
@@ -528,6 +526,32 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
 
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
+
+
+PROBE_SUBJECTS = ["a red circle", "a blue square", "a green triangle", "a yellow circle"]
+
+
+def log_probe(cfg: TrainConfig, net, text: TextEncoder, step: int, elapsed: float, path: Path) -> None:
+    """Append the high-noise direction probe of the EMA weights (diffusion/direction_probe.py) to probe.csv:
+    the right-minus-left and down-minus-up travel of the clean estimate at each probe level, in pixels."""
+    denoiser = Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
+
+    def encode(prompts):
+        emb, mask = text.encode(prompts)
+        return Cond(text=emb.to(cfg_device(net)), text_mask=mask.to(cfg_device(net)))
+
+    probe = direction_probe(denoiser, encode, subjects=PROBE_SUBJECTS, frames=cfg.frames, size=cfg.size, n=2,
+                            data_mean=cfg.data_mean, seed=0)
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["step", "elapsed_s", *(f"{a}@{s:g}" for a in AXES for s in PROBE_SIGMAS)])
+        writer.writerow([step, f"{elapsed:.1f}", *(f"{probe[a][f'{s:g}']:.3f}" for a in AXES for s in PROBE_SIGMAS)])
+
+
+def cfg_device(net) -> torch.device:
+    return next(net.parameters()).device
 
 
 def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:

@@ -68,11 +68,8 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
                   f"{p['guidance']}, seed {p['seed']}, one clip per prompt"
                   + (f", starting noise warped along the motion the model plans from the prompt (noise_warp "
                      f"{p['noise_warp']})" if p.get("noise_warp") else "")
-                  + (f", frames anchored to one frame moved along that motion (the path kept on the canvas) at "
-                     f"every level from noise level {p['trajectory_sigma']} down (trajectory anchoring)"
-                     if p.get("trajectory_sigma") else "")
-                  + (f", objects given the colour the model plans from the prompt at every level from noise level "
-                     f"{p['colour_sigma']} down (colour anchoring)" if p.get("colour_sigma") else "")
+                  + (", independent Gaussian noise per frame, nothing overwritten between sampler steps"
+                     if not p.get("noise_warp") else "")
                   + "; prompts cycle through all 64 colour x "
                   "direction pairs of single-object scenes. Judge: the pixel probe (`stillmotion.eval.probe`): "
                   "colour = palette colour nearest the median foreground pixel, direction = centroid displacement "
