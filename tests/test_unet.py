@@ -315,3 +315,33 @@ def test_coordinate_channels_grown_into_a_trained_net_change_nothing_until_train
     grown.conv_in.weight.data[:, -1] += 1.0  # the coordinate channels now matter: the function changes
     assert not torch.allclose(grown(x, torch.zeros(2), cond), plain(x, torch.zeros(2), cond), atol=1e-3)
     assert add_coord_inputs(grown.state_dict(), grown.config)[1] is False  # already fits: unchanged
+
+
+def test_moving_rope_starts_as_the_static_network_and_loads_its_weights():
+    """moving_rope adds zero-initialised velocity maps: the grown network computes what the old one did."""
+    old = tiny()
+    grown = build_unet("tiny", moving_rope=True)
+    missing, unexpected = grown.load_state_dict(old.state_dict(), strict=False)
+    assert not unexpected and missing and all(".velocity." in k for k in missing)
+    grown.eval()
+    x, cond = video(2, 5), text_cond(2)
+    torch.testing.assert_close(grown(x, torch.zeros(2), cond), old(x, torch.zeros(2), cond))
+
+
+def test_moving_rope_scores_follow_the_track():
+    """In a head moving at v cells per frame, a key v cells further along one frame later scores like a key at the
+    same place one frame later does in a static head; the static head scores it differently."""
+    from stillmotion.models.layers import SpaceTimeAttention, apply_rope
+
+    layer = SpaceTimeAttention(24, 24, emb_dim=4)  # one head of 24 channels
+    with torch.no_grad():
+        layer.velocity.bias.copy_(torch.tensor([2.0, -1.0]))  # (column, row) cells per frame
+    frames, size = 3, 6
+    moving = layer.positions(frames, size, size, torch.zeros(frames, 4))[0, 0].detach()  # (F*H*W, 3)
+    static = layer.positions(frames, size, size, None)
+    index = lambda f, r, c: (f * size + r) * size + c  # noqa: E731
+    q, k = torch.randn(24), torch.randn(24)
+    score = lambda pos, a, b: float(apply_rope(q[None], pos[a:a + 1]) @ apply_rope(k[None], pos[b:b + 1]).T)  # noqa: E731
+    along = score(moving, index(0, 3, 1), index(1, 2, 3))  # one frame on: one row up, two columns right
+    assert abs(along - score(static, index(0, 3, 1), index(1, 3, 1))) < 1e-4
+    assert abs(score(static, index(0, 3, 1), index(1, 2, 3)) - along) > 1e-3

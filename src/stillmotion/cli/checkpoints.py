@@ -72,7 +72,7 @@ def _add_export(subparsers) -> None:
     p.add_argument("--notes", default=None, help="a markdown file of limitations and notes for the model card")
     p.add_argument("--strategy", default=None, choices=STRATEGIES,
                    help="the model's default sampling strategy (saved in config.json's sampling entry; "
-                        "'first-frame' needs a model trained with the i2v task)")
+                        "'keyframe' and 'first-frame' need a model trained with the i2v task)")
     p.set_defaults(func=_run_export)
 
 

@@ -30,6 +30,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     pipe = load(args.model)
     if args.noise_warp is not None:  # both recorded in each result's protocol
         pipe.noise_warp = args.noise_warp
+    if args.strategy is not None:
+        pipe.strategy = args.strategy
     judge, fvd_net = _evaluate_feature_nets(args.features, pipe.info)
     report = {"model": str(args.model or "shipped"), "record": pipe.info.get("record", {}), "results": []}
     if pipe.frames > 1 and (pipe.info.get("data") or {}).get("world", "shapes") == "shapes":
@@ -112,6 +114,7 @@ def _evaluate_videos(args: argparse.Namespace, out) -> int:
 def _add_evaluate(subparsers) -> None:
     from stillmotion.data.captions import DIRECTIONS
     from stillmotion.diffusion.samplers import SAMPLERS
+    from stillmotion.pipelines.text_to_video import STRATEGIES
 
     p = subparsers.add_parser("evaluate", help="score a model's prompt following with a fixed protocol",
                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -122,6 +125,8 @@ def _add_evaluate(subparsers) -> None:
                    help="prompt wordings: held-out (never in training captions), train, canonical")
     p.add_argument("--directions", nargs="+", default=None, choices=list(DIRECTIONS), metavar="DIRECTION",
                    help="ask only these directions (default: all 8), for a model trained on a world restricted to them")
+    p.add_argument("--strategy", default=None, choices=STRATEGIES,
+                   help="sampling strategy (default: the model's own, from its config.json)")
     p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="sampler")
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")

@@ -64,8 +64,9 @@ def _add_generate(subparsers) -> None:
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="ODE/SDE solver")
     p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
     p.add_argument("--strategy", default=None, choices=STRATEGIES,
-                   help="joint: all frames at once; first-frame: then again from its first frame as image-to-video "
-                        "(default: the model's own, from its config.json)")
+                   help="joint: all frames at once; keyframe: the first frame as an image, then the clip from it "
+                        "as image-to-video; first-frame: a joint pass, then again from its first frame (default: the "
+                        "model's own, from its config.json)")
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--motion", default=None, metavar="DIRECTION|DX,DY",
                    help="motion hint for models trained with one (motion_cond): left, up-right, static, ... or "

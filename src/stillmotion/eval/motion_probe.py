@@ -24,7 +24,8 @@ SUBJECTS = ["a red circle", "a blue square", "a green triangle", "a yellow circl
 
 
 def evaluate_direction_probe(pipe, *, sigmas=PROBE_SIGMAS, n: int = 4, ideal_clips: int = 512, seed: int = 0) -> dict:
-    """The probe of a pipeline's denoiser (no guidance) beside the world's ideal. JSON-able.
+    """The probe of a pipeline's denoiser (no guidance; conditioned as sampling conditions it) beside the world's
+    ideal. JSON-able.
 
     Returns:
         {"sigmas", "separation": {axis: {sigma: px}}, "ideal": {axis: px}, "ratio": {axis: {sigma: separation /
@@ -35,7 +36,10 @@ def evaluate_direction_probe(pipe, *, sigmas=PROBE_SIGMAS, n: int = 4, ideal_cli
         return torch.stack([to_float(v) for v in clips])
 
     ideal = ideal_separation(moving)
-    separation = direction_probe(pipe.denoiser, pipe.encode, subjects=SUBJECTS, frames=pipe.frames, size=pipe.size,
+    def condition(prompts: list[str]):  # as sampling conditions: the tokens, and any hint the model plans
+        return pipe.conditions(prompts)[0]
+
+    separation = direction_probe(pipe.denoiser, condition, subjects=SUBJECTS, frames=pipe.frames, size=pipe.size,
                                  sigmas=sigmas, n=n, data_mean=float(pipe.denoiser.data_mean), seed=seed)
     ratio = {a: {s: v / ideal[a] for s, v in separation[a].items()} for a in AXES}
     return {"sigmas": list(sigmas), "separation": separation, "ideal": ideal, "ratio": ratio,

@@ -65,7 +65,9 @@ def apply_rope(x: Tensor, positions: Tensor | None = None) -> Tensor:
 
     Args:
         x: (..., N, D) queries or keys, D even.
-        positions: (N, A) coordinates of the N tokens; None means one axis with positions 0..N-1.
+        positions: (N, A) coordinates of the N tokens, or (..., N, A) broadcastable to x's leading axes (each
+            sequence its own, e.g. a moving frame of reference); None means one axis with positions 0..N-1.
+            Coordinates may be fractional.
 
     Returns:
         (..., N, D): pairs (x_i, x_{i+D/2}) rotated by angle pos[axis(i)] * base^(-2j/D_axis).
@@ -74,13 +76,13 @@ def apply_rope(x: Tensor, positions: Tensor | None = None) -> Tensor:
     half = d // 2
     if positions is None:
         positions = torch.arange(n, device=x.device, dtype=torch.float32)[:, None]  # (N, 1)
-    axes = positions.shape[1]
+    axes = positions.shape[-1]
     per_axis = half // axes
     if per_axis == 0:
         raise ValueError(f"apply_rope: head size {d} is too small for {axes} position axes; use larger heads")
     freqs = ROPE_BASE ** (-torch.arange(per_axis, device=x.device, dtype=torch.float32) / per_axis)  # (P,)
-    angles = (positions.to(x.device, torch.float32)[:, :, None] * freqs).reshape(n, axes * per_axis)  # (N, A*P)
-    angles = F.pad(angles, (0, half - axes * per_axis))  # (N, D/2): leftover pairs keep angle 0
+    angles = (positions.to(x.device, torch.float32)[..., None] * freqs).flatten(-2)  # (..., N, A*P)
+    angles = F.pad(angles, (0, half - axes * per_axis))  # (..., N, D/2): leftover pairs keep angle 0
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     x1, x2 = x[..., :half], x[..., half:]
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
@@ -217,8 +219,8 @@ class TemporalAttention(nn.Module):
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
 
-    def forward(self, h: Tensor, frames: int) -> Tensor:
-        """h: (B*F, C, H, W) -> (B*F, C, H, W)."""
+    def forward(self, h: Tensor, frames: int, emb: Tensor | None = None) -> Tensor:
+        """h: (B*F, C, H, W) -> (B*F, C, H, W). `emb` is unused (SpaceTimeAttention's signature)."""
         height, width = h.shape[-2:]
         qkv = self.qkv(self.norm(h))  # (B*F, 3C, H, W)
         q, k, v = rearrange(qkv, "(b f) (three heads d) h w -> three (b h w) heads f d",
@@ -244,13 +246,22 @@ class SpaceTimeAttention(TemporalAttention):
     hundred tokens per clip) the network can learn text-dependent displacement directly (as video DiTs do).
     The same parameters as `TemporalAttention` (so either loads the other's weights); only the token set differs.
 
+    With `emb_dim` > 0 every head attends in a frame of reference that moves (Galilean RoPE): a velocity per clip
+    and head, in cells per frame, read from the clip's conditioning embedding by a zero-initialised linear map,
+    shifts each token's (row, column) by -velocity * frame before the rotary encoding. A head that attends to "the
+    same place in the other frames" then attends along a straight track; where the prompt fixes the motion, the
+    network only has to learn two numbers per head from it to look where the object was, instead of a rotary
+    phase pattern that 3-axis RoPE cannot express (its scores add a function of the frame offset to one of the
+    pixel offset, so no head can prefer a pixel offset that grows with the frame offset). Zero velocity is the
+    static layer exactly.
+
     Full attention costs F^2 in the number of frames. With `window` > 0 a clip longer than `window` frames is cut
     into windows of `window` frames that attend within themselves, so the cost grows linearly in F; with `shift`
     the cuts move by half a window (Video Swin, Liu et al. 2022), so layers alternating shifted and unshifted windows
     pass information across every cut. A clip of at most `window` frames is one window: full attention, unchanged.
     """
 
-    def __init__(self, channels: int, head_dim: int, window: int = 0, shift: bool = False):
+    def __init__(self, channels: int, head_dim: int, window: int = 0, shift: bool = False, emb_dim: int = 0):
         super().__init__(channels, head_dim)
         if (channels // self.heads) < 6:
             raise ValueError(f"SpaceTimeAttention: head size {channels // self.heads} is too small for 3-axis "
@@ -258,15 +269,34 @@ class SpaceTimeAttention(TemporalAttention):
         if window < 0:
             raise ValueError(f"SpaceTimeAttention: window must be >= 0 frames (0 = the whole clip), got {window}")
         self.window, self.shift = window, shift
+        self.velocity = nn.Linear(emb_dim, 2 * self.heads) if emb_dim else None  # emb -> (column, row) per head
 
-    def forward(self, h: Tensor, frames: int) -> Tensor:
-        """h: (B*F, C, H, W) -> (B*F, C, H, W)."""
+    def zero_init(self) -> None:
+        super().zero_init()
+        if self.velocity is not None:
+            nn.init.zeros_(self.velocity.weight)
+            nn.init.zeros_(self.velocity.bias)
+
+    def positions(self, frames: int, height: int, width: int, emb: Tensor | None) -> Tensor:
+        """Token coordinates (frame, row, column): (F*H*W, 3), or (B, heads, F*H*W, 3) in each head's moving frame
+        of reference when the layer reads velocities (emb: (B*F, E), the conditioning of each frame)."""
+        grid = torch.meshgrid(torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij")
+        positions = torch.stack(grid, dim=-1).reshape(-1, 3).float()  # (F*H*W, 3)
+        if self.velocity is None or emb is None:
+            return positions
+        per_clip = rearrange(emb, "(b f) e -> b f e", f=frames).mean(1)  # (B, E)
+        vel = rearrange(self.velocity(per_clip).float(), "b (heads two) -> b heads 1 two", two=2)  # cells / frame
+        shift = positions[:, :1].to(vel.device) * vel.flip(-1)  # (B, heads, F*H*W, 2): frame * (row, column) speed
+        return torch.cat([positions[:, :1].to(vel.device).expand(*vel.shape[:2], -1, 1),
+                          positions[:, 1:].to(vel.device) - shift], dim=-1)  # (B, heads, F*H*W, 3)
+
+    def forward(self, h: Tensor, frames: int, emb: Tensor | None = None) -> Tensor:
+        """h: (B*F, C, H, W), emb: (B*F, E) or None -> (B*F, C, H, W)."""
         height, width = h.shape[-2:]
         qkv = self.qkv(self.norm(h))  # (B*F, 3C, H, W)
         q, k, v = rearrange(qkv, "(b f) (three heads d) h w -> three b heads (f h w) d",
                             f=frames, three=3, heads=self.heads)  # 3 x (B, heads, F*H*W, d)
-        grid = torch.meshgrid(torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij")
-        positions = torch.stack(grid, dim=-1).reshape(-1, 3)  # (F*H*W, 3): (frame, row, column)
+        positions = self.positions(frames, height, width, emb)
         q, k = apply_rope(q, positions), apply_rope(k, positions)
         pixels = height * width
         parts = [F.scaled_dot_product_attention(q[:, :, a * pixels:b * pixels], k[:, :, a * pixels:b * pixels],

@@ -107,6 +107,9 @@ class UNetConfig:
             in every other space-time layer (Video Swin), so its cost grows linearly with the number of frames
             instead of quadratically; a clip of at most this many frames is one window (full attention, as
             trained at 16 frames). 0 attends over the whole clip at any length.
+        moving_rope: every space-time attention head attends in a frame of reference moving at a velocity it
+            reads from the clip's conditioning (noise level, prompt): models/layers.py `SpaceTimeAttention`.
+            Zero-initialised, so a network gains it without changing what it computes.
         head_dim: channels per attention head.
         text_dim: size D of the text token embeddings (384 for MiniLM); 0 builds no text conditioning.
         emb_dim: size of the noise-level embedding; None means 4 * channels[0].
@@ -145,6 +148,7 @@ class UNetConfig:
     temporal_attn_levels: tuple[int, ...] = (1, 2)
     spacetime_attn_levels: tuple[int, ...] = ()
     spacetime_window: int = 16
+    moving_rope: bool = False
     head_dim: int = 32
     text_dim: int = 384
     emb_dim: int | None = None
@@ -210,7 +214,8 @@ class Stage(nn.Module):
         self.cross = CrossAttention(out_ch, context_dim, cfg.head_dim) if attn and cfg.text_dim else None
         self.tattn = None
         if temporal_attn and cfg.temporal:
-            self.tattn = (SpaceTimeAttention(out_ch, cfg.head_dim, cfg.spacetime_window) if spacetime
+            self.tattn = (SpaceTimeAttention(out_ch, cfg.head_dim, cfg.spacetime_window,
+                                             emb_dim=emb_dim if cfg.moving_rope else 0) if spacetime
                           else TemporalAttention(out_ch, cfg.head_dim))
 
     def forward(self, h: Tensor, emb: Tensor, context: Tensor | None, context_mask: Tensor | None,
@@ -224,7 +229,7 @@ class Stage(nn.Module):
         if self.cross is not None:
             h = self.cross(h, context, context_mask, frames)
         if temporal and self.tattn is not None:
-            h = self.tattn(h, frames)
+            h = self.tattn(h, frames, emb)
         return h
 
 

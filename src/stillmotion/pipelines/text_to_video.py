@@ -22,7 +22,7 @@ from stillmotion.diffusion.schedules import get_sigmas
 from stillmotion.models.planner import plan_hint, plan_std
 from stillmotion.models.text import TextEncoder
 
-STRATEGIES = ("joint", "first-frame")
+STRATEGIES = ("joint", "keyframe", "first-frame")
 
 
 class TextToVideo:
@@ -88,6 +88,36 @@ class TextToVideo:
         plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3)
         return torch.cat([plan_hint(plan), plan_std(plan)[:, None]], dim=1)
 
+    @torch.no_grad()
+    def conditions(self, prompts: list[str], negatives: list[str] | None = None, motion=None, *,
+                   warp: float = 0.0) -> tuple[Cond, Cond, Tensor]:
+        """What guidance conditions on: (cond, uncond, displacement).
+
+        cond holds the prompts' tokens and, for models with motion hints, the hint (the user's `motion`, else the
+        one the model's planner reads from each prompt); uncond the negatives' tokens (the user's hint too, not a
+        planned one); displacement (B, 2) is that motion in canvas fractions over the clip (zeros if none), which
+        warped noise follows. See `__call__` for `motion`.
+        """
+        b, device = len(prompts), self.device
+        cond, uncond = self.encode(prompts), self.encode(negatives if negatives is not None else [""] * b)
+        net = self.denoiser.net
+        motion_cond = getattr(getattr(net, "config", None), "motion_cond", False)
+        displacement = torch.zeros(b, 2)  # (B, 2) the motion the noise follows (canvas fractions over the clip)
+        if motion is None and getattr(net, "planner", None) is not None:
+            plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3), from the tokens encoded above
+            cond.motion, uncond.motion = plan_hint(plan), motion_hint(None, b).to(device)
+            displacement = plan[:, :2].cpu()  # the planned mean, even where the plan is unsure (as trained)
+        elif motion is not None and motion != "none":
+            if not motion_cond and warp == 0:
+                raise ValueError("this model was not trained with motion hints (motion_cond) or warped noise; drop "
+                                 "the motion hint, give --noise-warp 1 to steer by the noise alone, or train one "
+                                 "with --set 'model_overrides={\"motion_cond\": true}' or --set noise_warp=1")
+            hint = motion_hint(motion, b).to(device)
+            if motion_cond:
+                cond.motion = uncond.motion = hint
+            displacement = hint[:, :2].cpu()
+        return cond, uncond, displacement
+
     @torch.inference_mode()
     def __call__(self, prompt: str | list[str], *, negative: str | list[str] = "", frames: int | None = None,
                  size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
@@ -105,9 +135,11 @@ class TextToVideo:
             guidance: classifier-free guidance scale; a float, or a (F,) tensor of per-frame scales.
             seed: the clip is a deterministic function of (prompt, seed, settings).
             known_frames: (B, C, F, H, W) frames to keep, with `frame_mask` (B, F) marking them.
-            strategy: "joint" denoises all frames together; "first-frame" does that, keeps frame 0 of the
-                result and samples the clip again from it as image-to-video (twice the cost), so the motion
-                comes from the prompt given a fixed first frame. Needs a model trained with the i2v task.
+            strategy: "joint" denoises all frames together. "keyframe" factorizes (Emu Video, Girdhar et al. 2023;
+                the cascade of Make-A-Video): the same network first makes the first frame as an image (F = 1),
+                then the clip as image-to-video from it, so the motion is decided where the prompt's direction
+                changes the loss at every noise level (twice the steps; needs a model trained with the i2v task
+                and on images). "first-frame" keeps frame 0 of a joint pass instead of an image.
                 None: the model's default (its config's "sampling" entry, else "joint").
             motion: a motion hint for models trained with one (`motion_cond`): a direction ("left", "up-right",
                 "static", ...), or (dx, dy) / "DX,DY" in canvas fractions over the clip (cond.py `motion_hint`).
@@ -142,30 +174,16 @@ class TextToVideo:
             raise ValueError(f"strategy '{strategy}' chooses the known frames itself; pass known_frames with "
                              "strategy='joint'")
         b, device = len(prompts), self.device
-        cond, uncond = self.encode(prompts), self.encode(negatives)
-        net = self.denoiser.net
         warp = self.noise_warp if noise_warp is None else float(noise_warp)
         if not 0.0 <= warp <= 1.0:
             raise ValueError(f"noise_warp must be in [0, 1] (got {noise_warp})")
-        motion_cond = getattr(getattr(net, "config", None), "motion_cond", False)
-        displacement = torch.zeros(b, 2)  # (B, 2) the motion the noise follows (canvas fractions over the clip)
-        if motion is None and getattr(net, "planner", None) is not None:
-            plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3), from the tokens encoded above
-            cond.motion, uncond.motion = plan_hint(plan), motion_hint(None, b).to(device)
-            displacement = plan[:, :2].cpu()  # the planned mean, even where the plan is unsure (as trained)
-        elif motion is not None and motion != "none":
-            if not motion_cond and warp == 0:
-                raise ValueError("this model was not trained with motion hints (motion_cond) or warped noise; drop "
-                                 "the motion hint, give --noise-warp 1 to steer by the noise alone, or train one "
-                                 "with --set 'model_overrides={\"motion_cond\": true}' or --set noise_warp=1")
-            hint = motion_hint(motion, b).to(device)
-            if motion_cond:
-                cond.motion = uncond.motion = hint
-            displacement = hint[:, :2].cpu()
+        cond, uncond, displacement = self.conditions(prompts, negatives, motion, warp=warp)
+        if not bool(torch.isfinite(torch.as_tensor(guidance)).all()):
+            raise ValueError(f"guidance must be a finite number (got {guidance}); 1 turns guidance off, 3-5 is usual")
         if isinstance(guidance, Tensor):
             guidance = guidance.to(device)
         g = torch.Generator(device).manual_seed(seed)
-        bar = tqdm(total=steps * (1 + (strategy == "first-frame")), desc="sampling", disable=not progress,
+        bar = tqdm(total=steps * (1 + (strategy != "joint" and frames > 1)), desc="sampling", disable=not progress,
                    leave=False)
 
         def on_step(info):
@@ -173,14 +191,14 @@ class TextToVideo:
             if callback is not None:
                 callback(info)
 
-        def run(known: Tensor | None, mask: Tensor | None) -> Tensor:
-            """One sampler pass over (B, 3, F, H, W) noise; known frames (with mask (B, F)) are kept as given."""
-            if known is not None:
-                cond.frames = uncond.frames = known.to(device)
-                cond.frame_mask = uncond.frame_mask = mask.to(device, torch.float32)
-            denoise = cfg_denoiser(self.denoiser, cond, uncond, guidance)
+        def run(known: Tensor | None, mask: Tensor | None, length: int = frames) -> Tensor:
+            """One sampler pass over (B, 3, length, H, W) noise; known frames (with mask (B, length)) are kept."""
+            cond.frames = uncond.frames = None if known is None else known.to(device)
+            cond.frame_mask = uncond.frame_mask = None if known is None else mask.to(device, torch.float32)
+            scale = guidance[:length] if isinstance(guidance, Tensor) and guidance.dim() else guidance
+            denoise = cfg_denoiser(self.denoiser, cond, uncond, scale)
             sigmas = get_sigmas(schedule, steps).to(device)
-            x = torch.randn((b, 3, frames, size, size), generator=g, device=device)  # (B, 3, F, H, W)
+            x = torch.randn((b, 3, length, size, size), generator=g, device=device)  # (B, 3, F, H, W)
             x = warped_noise(x, displacement, warp, generator=g) * sigmas[0].float()
             video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
             if known is not None:  # known frames are returned exactly as given
@@ -190,12 +208,15 @@ class TextToVideo:
 
         if known_frames is not None:
             video = run(known_frames, frame_mask if frame_mask is not None else torch.ones(b, frames))
-        else:
+        elif strategy == "joint" or frames == 1:
             video = run(None, None)
-            if strategy == "first-frame" and frames > 1:
-                first = torch.zeros(b, frames)
-                first[:, 0] = 1
-                video = run(video, first)
+        else:  # a first frame (an image, F = 1, or frame 0 of a joint pass), then the clip from it
+            start = run(None, None, 1 if strategy == "keyframe" else frames)  # (B, 3, 1 or F, H, W)
+            first = torch.zeros(b, frames)
+            first[:, 0] = 1
+            known = torch.zeros(b, 3, frames, size, size, device=device)
+            known[:, :, :1] = start[:, :, :1]
+            video = run(known, first)
         bar.close()
         return video
 

@@ -96,7 +96,7 @@ class TrainConfig:
     #                                     EMA weights to probe.csv every N steps; 0: off
     sample_steps: int = 20
     sample_strategy: str = "joint"      # how the model samples by default (pipelines.text_to_video.STRATEGIES):
-    #                                     saved in config.json; "first-frame" needs the i2v task
+    #                                     saved in config.json; "keyframe" / "first-frame" need the i2v task
     tensorboard: bool = False
     out: str = "runs/shapes"
 
@@ -114,7 +114,7 @@ class TrainConfig:
 
 
 # text-to-video, image-to-video, prediction and in-betweens in one network (train/tasks.py)
-MULTITASK = {"t2v": 0.4, "i2v": 0.2, "predict": 0.2, "interpolate": 0.2}
+MULTITASK = {"t2v": 0.2, "i2v": 0.5, "predict": 0.15, "interpolate": 0.15}
 
 TRAIN_PRESETS: dict[str, dict] = {
     # a few seconds: for tests and smoke runs
@@ -132,8 +132,9 @@ TRAIN_PRESETS: dict[str, dict] = {
     # inflated; then videos with the four frame tasks, whose known frames make the prompt's direction decide the
     # loss at every noise level (train/tasks.py). Independent noise, plain sampling.
     "shapes-quick": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=60, p_two=0.2, data_mean=-0.9,
-                         p_mean=1.5, p_std=2.2, image_minutes=10, image_batch_size=32, probe_every=100,
-                         tasks=MULTITASK),
+                         p_mean=1.5, p_std=2.2, image_minutes=10, image_batch_size=32, image_every=4,
+                         probe_every=100, tasks=MULTITASK, model_overrides={"moving_rope": True},
+                         sample_strategy="keyframe"),
     "digits-s": dict(world="digits", model="cpu", frames=16, size=32, batch_size=16, minutes=15, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2,
                      sample_prompts=["the digit 3 moving right", "the digit 7 moving up"]),
@@ -256,8 +257,8 @@ def validate(cfg: TrainConfig) -> None:
     problems += check_task_weights(cfg.tasks)
     if cfg.sample_strategy not in STRATEGIES:
         problems.append(f"sample_strategy must be one of {STRATEGIES} (got '{cfg.sample_strategy}')")
-    elif cfg.sample_strategy == "first-frame" and not float(cfg.tasks.get("i2v", 0)) > 0:
-        problems.append("sample_strategy 'first-frame' samples from a given first frame, which the model only "
+    elif cfg.sample_strategy != "joint" and not float(cfg.tasks.get("i2v", 0)) > 0:
+        problems.append(f"sample_strategy '{cfg.sample_strategy}' samples from a first frame, which the model only "
                         "learns with the i2v task: give it a weight, e.g. --set 'tasks={\"t2v\": 0.5, \"i2v\": 0.5}'")
     if problems:
         raise ValueError("invalid training config: " + "; ".join(problems))

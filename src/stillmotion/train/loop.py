@@ -533,25 +533,20 @@ PROBE_SUBJECTS = ["a red circle", "a blue square", "a green triangle", "a yellow
 
 def log_probe(cfg: TrainConfig, net, text: TextEncoder, step: int, elapsed: float, path: Path) -> None:
     """Append the high-noise direction probe of the EMA weights (diffusion/direction_probe.py) to probe.csv:
-    the right-minus-left and down-minus-up travel of the clean estimate at each probe level, in pixels."""
-    denoiser = Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
+    the right-minus-left and down-minus-up travel of the clean estimate at each probe level, in pixels, conditioned
+    as sampling conditions it (the prompt, and the hint a motion planner reads from it)."""
+    from stillmotion.pipelines.text_to_video import TextToVideo
 
-    def encode(prompts):
-        emb, mask = text.encode(prompts)
-        return Cond(text=emb.to(cfg_device(net)), text_mask=mask.to(cfg_device(net)))
-
-    probe = direction_probe(denoiser, encode, subjects=PROBE_SUBJECTS, frames=cfg.frames, size=cfg.size, n=2,
-                            data_mean=cfg.data_mean, seed=0)
+    pipe = TextToVideo(Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean), text, frames=cfg.frames,
+                       size=cfg.size)
+    probe = direction_probe(pipe.denoiser, lambda prompts: pipe.conditions(prompts)[0], subjects=PROBE_SUBJECTS,
+                            frames=cfg.frames, size=cfg.size, n=2, data_mean=cfg.data_mean, seed=0)
     new = not path.exists()
     with open(path, "a", newline="") as f:
         writer = csv.writer(f)
         if new:
             writer.writerow(["step", "elapsed_s", *(f"{a}@{s:g}" for a in AXES for s in PROBE_SIGMAS)])
         writer.writerow([step, f"{elapsed:.1f}", *(f"{probe[a][f'{s:g}']:.3f}" for a in AXES for s in PROBE_SIGMAS)])
-
-
-def cfg_device(net) -> torch.device:
-    return next(net.parameters()).device
 
 
 def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:
