@@ -9,13 +9,13 @@ Three parts, each its own run (the reference is slow, so it is computed once and
 
 Quality is `stillmotion.eval.prompt_following.evaluate_prompt_following` (`--split`: plainly worded prompts by
 default, or held-out wordings; guidance 4, seed 0): colour and direction accuracy of n clips, read by the pixel
-probe, with the model's default sampling (warped noise, trajectory and colour anchoring). n is small (16 by
+probe, with the model's default sampling (its config.json's strategy; plain diffusion). n is small (16 by
 default) because the reference costs 250 x 2 network evaluations per clip: at n = 16 one clip is 1/16 = 6.25
 points, at n = 64 1.56, so the "within 2 points" test is read with that resolution. Two finer measures compare
 each clip with the reference clip of the same prompt and seed (the same initial noise): `agree`, the fraction
 whose probe reading (colour and direction) equals the reference's, and `rmse`, the pixel RMSE in [-1, 1] units;
 both are only meaningful for the deterministic samplers (euler, heun, ddim with eta 0, dpmpp-2m), whose reference
-is the same ODE solution (up to anchoring, which acts at each run's own levels below sigma 1).
+is the same ODE solution.
 """
 
 from __future__ import annotations

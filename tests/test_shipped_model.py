@@ -46,8 +46,8 @@ def test_shipped_model_loads_with_the_documented_api(pipe):
 
 
 def test_shipped_model_plans_the_asked_direction(pipe):
-    """The motion planner reads the direction of plainly worded prompts (the model card reports ~0.97 on 64 canonical
-    prompts); its plan is what the starting noise is panned along."""
+    """The motion planner reads the direction of plainly worded prompts; its plan is the motion hint the network
+    reads (its space-time attention heads look along that track), not something written into the clip."""
     from stillmotion.eval.probe import compass
 
     directions = ["left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"]
@@ -56,17 +56,19 @@ def test_shipped_model_plans_the_asked_direction(pipe):
     plan = pipe.plan([f"a red circle moving {words.get(d, d)}" for d in directions])  # (8, 4) [dx, dy, given, std]
     read = [compass(float(dx), float(dy)) for dx, dy in plan[:, :2]]
     assert sum(r == d for r, d in zip(read, directions)) >= 7, list(zip(directions, read))
-    assert pipe.noise_warp == 1.0  # sampling pans the noise along that plan
 
 
-def test_shipped_model_moves_objects_the_asked_way(pipe):
-    """With its default sampling (trajectory anchoring along the plan, diffusion/trajectory.py) the shipped model
-    moves the object the asked way: the model card reports ~0.9 direction on 256 plainly worded prompts; 6 of 8 leaves
-    room for that, not for chance (1 in 8 per clip), nor for the same weights without anchoring (0.24: ~2 of 8)."""
-    directions = ["left", "right", "up", "down", "up-left", "up-right", "down-left", "down-right"]
-    colours = list(COLOURS)
-    assert pipe.trajectory_sigma > 0  # the shipped config's sampling entry turns anchoring on
-    prompts = [f"a {c} square moving {d}" for c, d in zip(colours, directions)]
-    readings = [read_clip(v) for v in to_uint8(pipe(prompts, steps=20, seed=0, progress=False))]
-    hits = sum(r.direction == d for r, d in zip(readings, directions))
-    assert hits >= 6, [(d, r.direction) for r, d in zip(readings, directions)]
+def test_shipped_model_samples_as_plain_diffusion(pipe):
+    """Independent noise per frame and no anchoring: the shipped config asks for nothing but a sampling strategy."""
+    assert pipe.noise_warp == 0.0
+    assert set(pipe.info["sampling"]) == {"strategy"} and pipe.strategy == "keyframe"
+
+
+def test_shipped_network_moves_the_given_frame_the_asked_way(pipe):
+    """The high-noise direction probe with frame 0 given: the clean estimate for "moving right" travels right of
+    the one for "moving left" (and "down" below "up") by a good part of the world's own separation (the model card
+    reports 0.70 and 0.52 of it on 8 subjects x 4 draws); a network that ignores the direction reads 0."""
+    from stillmotion.eval.motion_probe import evaluate_direction_probe
+
+    probe = evaluate_direction_probe(pipe, first_frame=True, n=1, sigmas=(40.0,), ideal_clips=128)
+    assert probe["ratio"]["x"]["40"] > 0.35 and probe["ratio"]["y"]["40"] > 0.25, probe["ratio"]

@@ -258,3 +258,16 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
     after = checkpoint.load_weights(out)
     assert fitted and all(torch.equal(after[k], v) for k, v in fitted.items())  # fitted planners stay as fitted
     assert checkpoint.load_config(out / "image")["record"]["step"] == first["record"]["step"]  # not retrained
+
+
+def test_init_from_leaves_out_parts_the_new_model_does_not_build(tmp_path, capsys):
+    """A model with a motion-hint input and a planner grows a plain one: those parts are left out (and said so);
+    everything else starts as it was."""
+    motion = {"motion_cond": True, "motion_planner": True}
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1, "model_overrides": motion}))
+    path = train(make_config("shapes-tiny", {"out": str(tmp_path / "b"), "steps": 1, "lr": "1e-12",
+                                             "init_from": str(tmp_path / "a")}))
+    assert "planner, tmotion weights are left out" in capsys.readouterr().out
+    a, b = checkpoint.load_weights(tmp_path / "a"), checkpoint.load_weights(path)
+    assert not any(k.startswith(("planner.", "tmotion.")) for k in b)
+    assert max((a[k] - b[k]).abs().max().item() for k in b) < 1e-6

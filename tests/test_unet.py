@@ -345,3 +345,22 @@ def test_moving_rope_scores_follow_the_track():
     along = score(moving, index(0, 3, 1), index(1, 2, 3))  # one frame on: one row up, two columns right
     assert abs(along - score(static, index(0, 3, 1), index(1, 3, 1))) < 1e-4
     assert abs(score(static, index(0, 3, 1), index(1, 2, 3)) - along) > 1e-3
+
+
+def test_a_motion_hint_moves_the_heads_along_its_track():
+    """With follow_hint, a hint of dx canvas widths over the clip moves every head dx * W / (F - 1) columns a frame
+    (gate 1 at the start); no hint, or a hint marked not given, leaves the layer static (velocities start at 0)."""
+    from stillmotion.cond import motion_hint
+    from stillmotion.models.layers import SpaceTimeAttention
+
+    layer = SpaceTimeAttention(24, 12, emb_dim=4, follow_hint=True)  # two heads
+    layer.zero_init()
+    frames, size, emb = 5, 8, torch.zeros(2 * 5, 4)
+    hint = torch.tensor([[0.5, -0.25, 1.0], [0.5, -0.25, 0.0]])  # the second clip's hint is not given
+    with torch.no_grad():
+        pos = layer.positions(frames, size, size, emb, hint)  # (2, heads, F*H*W, 3)
+    static = layer.positions(frames, size, size, None)
+    last = (frames - 1) * size * size  # frame 4, row 0, column 0
+    assert torch.allclose(pos[0, :, last], torch.tensor([4.0, 0.0 + 0.25 * size, 0.0 - 0.5 * size]))
+    assert torch.equal(pos[1, 0], static) and torch.equal(pos[1, 1], static)
+    assert torch.equal(layer.positions(frames, size, size, emb, motion_hint(None, 2))[0, 0], static)

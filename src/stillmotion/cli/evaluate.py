@@ -37,11 +37,14 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if pipe.frames > 1 and (pipe.info.get("data") or {}).get("world", "shapes") == "shapes":
         from stillmotion.eval.motion_probe import evaluate_direction_probe
 
-        report["direction_probe"] = probe = evaluate_direction_probe(pipe, seed=args.seed)
-        print("direction probe (right-left / down-up travel of the estimate, px; ideal "
-              + ", ".join(f"{a} {v:.1f}" for a, v in probe["ideal"].items()) + "): "
-              + "; ".join(f"{a} " + " ".join(f"@{s} {v:.2f}" for s, v in probe["separation"][a].items())
-                          for a in probe["separation"]) + f"; mean ratio {probe['mean_ratio']:.2f}")
+        report["direction_probe"] = [evaluate_direction_probe(pipe, seed=args.seed)]
+        if float((pipe.info.get("train") or {}).get("tasks", {}).get("i2v", 0)) > 0:
+            report["direction_probe"].append(evaluate_direction_probe(pipe, seed=args.seed, first_frame=True))
+        for probe in report["direction_probe"]:
+            print(f"direction probe, {probe['task']} (right-left / down-up travel of the estimate, px; ideal "
+                  + ", ".join(f"{a} {v:.1f}" for a, v in probe["ideal"].items()) + "): "
+                  + "; ".join(f"{a} " + " ".join(f"@{s} {v:.2f}" for s, v in probe["separation"][a].items())
+                              for a in probe["separation"]) + f"; mean ratio {probe['mean_ratio']:.2f}")
     for split in args.split:
         result = evaluate_prompt_following(pipe, n=args.n, seed=args.seed, split=split, steps=args.steps,
                                            sampler=args.sampler, guidance=args.guidance, feature_net=judge,

@@ -50,7 +50,8 @@ def travel(video: Tensor) -> Tensor:
 
 @torch.no_grad()
 def direction_probe(denoise, encode, *, subjects: list[str], frames: int, size: int,
-                    sigmas=PROBE_SIGMAS, n: int = 4, data_mean: float = 0.0, seed: int = 0) -> dict:
+                    sigmas=PROBE_SIGMAS, n: int = 4, data_mean: float = 0.0, seed: int = 0,
+                    first_frames: Tensor | None = None) -> dict:
     """Separation of opposite directions in the clean estimate at high noise.
 
     For each axis (left/right, up/down), each subject ("a red circle") and each of `n` noise draws, the same noisy
@@ -65,6 +66,8 @@ def direction_probe(denoise, encode, *, subjects: list[str], frames: int, size: 
         sigmas: noise levels.
         n: noise draws per subject and level.
         data_mean: where the data's mass sits (the denoiser's `data_mean`): at high noise x ~ data_mean + noise.
+        first_frames: (S, C, H, W), one per subject: give each clip's frame 0 as a known frame (image-to-video;
+            the ideal is then the travel from that frame, about the same separation). None: text-to-video.
 
     Returns:
         {"x": {str(sigma): pixels}, "y": {...}}: the separation along each axis at each level.
@@ -76,6 +79,12 @@ def direction_probe(denoise, encode, *, subjects: list[str], frames: int, size: 
         k = 0 if axis == "x" else 1
         prompts = [f"{s} moving {d}" for d in (a, b) for s in subjects for _ in range(n)]  # (2 * S * n,)
         cond = encode(prompts)
+        if first_frames is not None:  # frame 0 of every clip known: (2 S n, C, F, H, W) and mask (2 S n, F)
+            first = first_frames.repeat_interleave(n, 0).repeat(2, 1, 1, 1).to(device)  # (2 S n, C, H, W)
+            cond.frames = torch.zeros(len(prompts), first.shape[1], frames, size, size, device=device)
+            cond.frames[:, :, 0] = first
+            cond.frame_mask = torch.zeros(len(prompts), frames, device=device)
+            cond.frame_mask[:, 0] = 1
         out[axis] = {}
         for sigma in sigmas:
             eps = torch.randn(len(subjects) * n, 3, frames, size, size, generator=g)  # shared by a and b

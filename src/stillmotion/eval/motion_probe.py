@@ -15,7 +15,7 @@ import sys
 import numpy as np
 import torch
 
-from stillmotion.data.shapes import direction_clips
+from stillmotion.data.shapes import ShapesWorld, direction_clips, labels_from_attributes
 from stillmotion.data.video_io import to_float
 from stillmotion.diffusion.direction_probe import AXES, PROBE_SIGMAS, direction_probe, ideal_separation
 
@@ -23,9 +23,10 @@ SUBJECTS = ["a red circle", "a blue square", "a green triangle", "a yellow circl
             "a magenta triangle", "an orange circle", "a cyan square"]
 
 
-def evaluate_direction_probe(pipe, *, sigmas=PROBE_SIGMAS, n: int = 4, ideal_clips: int = 512, seed: int = 0) -> dict:
+def evaluate_direction_probe(pipe, *, sigmas=PROBE_SIGMAS, n: int = 4, ideal_clips: int = 512, seed: int = 0,
+                             first_frame: bool = False) -> dict:
     """The probe of a pipeline's denoiser (no guidance; conditioned as sampling conditions it) beside the world's
-    ideal. JSON-able.
+    ideal. JSON-able. `first_frame`: as image-to-video, each subject's still image (centred) given as frame 0.
 
     Returns:
         {"sigmas", "separation": {axis: {sigma: px}}, "ideal": {axis: px}, "ratio": {axis: {sigma: separation /
@@ -39,17 +40,27 @@ def evaluate_direction_probe(pipe, *, sigmas=PROBE_SIGMAS, n: int = 4, ideal_cli
     def condition(prompts: list[str]):  # as sampling conditions: the tokens, and any hint the model plans
         return pipe.conditions(prompts)[0]
 
+    first = subject_images(pipe.size) if first_frame else None
     separation = direction_probe(pipe.denoiser, condition, subjects=SUBJECTS, frames=pipe.frames, size=pipe.size,
-                                 sigmas=sigmas, n=n, data_mean=float(pipe.denoiser.data_mean), seed=seed)
+                                 sigmas=sigmas, n=n, data_mean=float(pipe.denoiser.data_mean), seed=seed,
+                                 first_frames=first)
     ratio = {a: {s: v / ideal[a] for s, v in separation[a].items()} for a in AXES}
-    return {"sigmas": list(sigmas), "separation": separation, "ideal": ideal, "ratio": ratio,
-            "mean_ratio": float(np.mean([v for a in AXES for v in ratio[a].values()]))}
+    return {"task": "i2v" if first_frame else "t2v", "sigmas": list(sigmas), "separation": separation,
+            "ideal": ideal, "ratio": ratio, "mean_ratio": float(np.mean([v for a in AXES for v in ratio[a].values()]))}
+
+
+def subject_images(size: int) -> torch.Tensor:
+    """Each subject drawn still in the middle of the canvas: (S, 3, H, W) in [-1, 1]."""
+    world = ShapesWorld(size, 1, p_two=0.0)
+    labels = [labels_from_attributes(s.split()[-2], s.split()[-1], "static") for s in SUBJECTS]
+    return torch.stack([to_float(world.render(lab))[:, 0] for lab in labels])
 
 
 def probe_lines(report: dict) -> list[str]:
     """Markdown lines for a summary."""
     levels = [f"{s:g}" for s in report["sigmas"]]
-    lines = ["## High-noise direction probe", "",
+    task = "image-to-video, frame 0 given" if report.get("task") == "i2v" else "text-to-video"
+    lines = [f"## High-noise direction probe ({task})", "",
              "Travel of the clean estimate (no guidance) for 'moving right' minus 'moving left' (x) and 'down' "
              "minus 'up' (y), first third of the frames to the last, in pixels; ideal = the world's mean clip of "
              "each direction (diffusion/direction_probe.py).", "",

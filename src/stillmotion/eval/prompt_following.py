@@ -251,7 +251,8 @@ def write_summary(report: dict, path) -> None:
     if "direction_probe" in report:
         from stillmotion.eval.motion_probe import probe_lines
 
-        lines += probe_lines(report["direction_probe"])
+        for probe in report["direction_probe"]:
+            lines += probe_lines(probe)
     lines += _direction_lines(report) + _feature_lines(report) + _fvd_lines(report.get("fvd")) + _sample_lines(report)
     Path(path).write_text("\n".join(lines))
 

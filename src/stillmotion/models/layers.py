@@ -219,8 +219,8 @@ class TemporalAttention(nn.Module):
         self.qkv = nn.Conv2d(channels, 3 * channels, 1)
         self.out = nn.Conv2d(channels, channels, 1)
 
-    def forward(self, h: Tensor, frames: int, emb: Tensor | None = None) -> Tensor:
-        """h: (B*F, C, H, W) -> (B*F, C, H, W). `emb` is unused (SpaceTimeAttention's signature)."""
+    def forward(self, h: Tensor, frames: int, emb: Tensor | None = None, motion: Tensor | None = None) -> Tensor:
+        """h: (B*F, C, H, W) -> (B*F, C, H, W). `emb`, `motion` are unused (SpaceTimeAttention's signature)."""
         height, width = h.shape[-2:]
         qkv = self.qkv(self.norm(h))  # (B*F, 3C, H, W)
         q, k, v = rearrange(qkv, "(b f) (three heads d) h w -> three (b h w) heads f d",
@@ -253,7 +253,11 @@ class SpaceTimeAttention(TemporalAttention):
     network only has to learn two numbers per head from it to look where the object was, instead of a rotary
     phase pattern that 3-axis RoPE cannot express (its scores add a function of the frame offset to one of the
     pixel offset, so no head can prefer a pixel offset that grows with the frame offset). Zero velocity is the
-    static layer exactly.
+    static layer exactly. With `follow_hint`, a motion hint (`Cond.motion`, the clip's displacement) adds its own
+    velocity to every head, scaled by a learned per-head gate that starts at 1 (where the clip says how it moves,
+    the heads look along that track from the first step; a head that should stay put learns its gate down); with no
+    hint it adds nothing. This is camera-motion conditioning in the attention's coordinates (cf. CameraCtrl's
+    per-pixel Plücker maps, He et al. 2024), nothing written into the clip.
 
     Full attention costs F^2 in the number of frames. With `window` > 0 a clip longer than `window` frames is cut
     into windows of `window` frames that attend within themselves, so the cost grows linearly in F; with `shift`
@@ -261,7 +265,8 @@ class SpaceTimeAttention(TemporalAttention):
     pass information across every cut. A clip of at most `window` frames is one window: full attention, unchanged.
     """
 
-    def __init__(self, channels: int, head_dim: int, window: int = 0, shift: bool = False, emb_dim: int = 0):
+    def __init__(self, channels: int, head_dim: int, window: int = 0, shift: bool = False, emb_dim: int = 0,
+                 follow_hint: bool = False):
         super().__init__(channels, head_dim)
         if (channels // self.heads) < 6:
             raise ValueError(f"SpaceTimeAttention: head size {channels // self.heads} is too small for 3-axis "
@@ -270,6 +275,7 @@ class SpaceTimeAttention(TemporalAttention):
             raise ValueError(f"SpaceTimeAttention: window must be >= 0 frames (0 = the whole clip), got {window}")
         self.window, self.shift = window, shift
         self.velocity = nn.Linear(emb_dim, 2 * self.heads) if emb_dim else None  # emb -> (column, row) per head
+        self.hint_gate = nn.Parameter(torch.ones(self.heads)) if follow_hint else None  # how much each head follows
 
     def zero_init(self) -> None:
         super().zero_init()
@@ -277,26 +283,32 @@ class SpaceTimeAttention(TemporalAttention):
             nn.init.zeros_(self.velocity.weight)
             nn.init.zeros_(self.velocity.bias)
 
-    def positions(self, frames: int, height: int, width: int, emb: Tensor | None) -> Tensor:
+    def positions(self, frames: int, height: int, width: int, emb: Tensor | None,
+                  motion: Tensor | None = None) -> Tensor:
         """Token coordinates (frame, row, column): (F*H*W, 3), or (B, heads, F*H*W, 3) in each head's moving frame
-        of reference when the layer reads velocities (emb: (B*F, E), the conditioning of each frame)."""
+        of reference when the layer reads velocities (emb: (B*F, E), the conditioning of each frame; motion: (B, 3)
+        hints [dx, dy, given] in canvas fractions over the clip)."""
         grid = torch.meshgrid(torch.arange(frames), torch.arange(height), torch.arange(width), indexing="ij")
         positions = torch.stack(grid, dim=-1).reshape(-1, 3).float()  # (F*H*W, 3)
         if self.velocity is None or emb is None:
             return positions
         per_clip = rearrange(emb, "(b f) e -> b f e", f=frames).mean(1)  # (B, E)
         vel = rearrange(self.velocity(per_clip).float(), "b (heads two) -> b heads 1 two", two=2)  # cells / frame
+        if self.hint_gate is not None and motion is not None and frames > 1:
+            cells = torch.tensor([width, height], dtype=torch.float32, device=vel.device) / (frames - 1)
+            hinted = motion[:, :2].float() * motion[:, 2:3].float() * cells  # (B, 2) cells per frame
+            vel = vel + self.hint_gate.float()[None, :, None, None] * hinted[:, None, None, :]
         shift = positions[:, :1].to(vel.device) * vel.flip(-1)  # (B, heads, F*H*W, 2): frame * (row, column) speed
         return torch.cat([positions[:, :1].to(vel.device).expand(*vel.shape[:2], -1, 1),
                           positions[:, 1:].to(vel.device) - shift], dim=-1)  # (B, heads, F*H*W, 3)
 
-    def forward(self, h: Tensor, frames: int, emb: Tensor | None = None) -> Tensor:
-        """h: (B*F, C, H, W), emb: (B*F, E) or None -> (B*F, C, H, W)."""
+    def forward(self, h: Tensor, frames: int, emb: Tensor | None = None, motion: Tensor | None = None) -> Tensor:
+        """h: (B*F, C, H, W), emb: (B*F, E) or None, motion: (B, 3) or None -> (B*F, C, H, W)."""
         height, width = h.shape[-2:]
         qkv = self.qkv(self.norm(h))  # (B*F, 3C, H, W)
         q, k, v = rearrange(qkv, "(b f) (three heads d) h w -> three b heads (f h w) d",
                             f=frames, three=3, heads=self.heads)  # 3 x (B, heads, F*H*W, d)
-        positions = self.positions(frames, height, width, emb)
+        positions = self.positions(frames, height, width, emb, motion)
         q, k = apply_rope(q, positions), apply_rope(k, positions)
         pixels = height * width
         parts = [F.scaled_dot_product_attention(q[:, :, a * pixels:b * pixels], k[:, :, a * pixels:b * pixels],

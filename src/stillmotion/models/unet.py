@@ -109,7 +109,8 @@ class UNetConfig:
             trained at 16 frames). 0 attends over the whole clip at any length.
         moving_rope: every space-time attention head attends in a frame of reference moving at a velocity it
             reads from the clip's conditioning (noise level, prompt): models/layers.py `SpaceTimeAttention`.
-            Zero-initialised, so a network gains it without changing what it computes.
+            Zero-initialised, so a network gains it without changing what it computes. With motion_cond, a motion
+            hint also moves every head along the hinted track (a learned per-head gate, starting at 1).
         head_dim: channels per attention head.
         text_dim: size D of the text token embeddings (384 for MiniLM); 0 builds no text conditioning.
         emb_dim: size of the noise-level embedding; None means 4 * channels[0].
@@ -215,12 +216,13 @@ class Stage(nn.Module):
         self.tattn = None
         if temporal_attn and cfg.temporal:
             self.tattn = (SpaceTimeAttention(out_ch, cfg.head_dim, cfg.spacetime_window,
-                                             emb_dim=emb_dim if cfg.moving_rope else 0) if spacetime
+                                             emb_dim=emb_dim if cfg.moving_rope else 0,
+                                             follow_hint=cfg.moving_rope and cfg.motion_cond) if spacetime
                           else TemporalAttention(out_ch, cfg.head_dim))
 
     def forward(self, h: Tensor, emb: Tensor, context: Tensor | None, context_mask: Tensor | None,
-                frames: int, temporal: bool) -> Tensor:
-        """h: (B*F, C_in, H, W); emb: (B*F, E). Returns (B*F, C_out, H, W)."""
+                frames: int, temporal: bool, motion: Tensor | None = None) -> Tensor:
+        """h: (B*F, C_in, H, W); emb: (B*F, E); motion: (B, 3) hints or None. Returns (B*F, C_out, H, W)."""
         h = self.res(h, emb)
         if temporal and self.tconv is not None:
             h = self.tconv(h, frames)
@@ -229,7 +231,7 @@ class Stage(nn.Module):
         if self.cross is not None:
             h = self.cross(h, context, context_mask, frames)
         if temporal and self.tattn is not None:
-            h = self.tattn(h, frames, emb)
+            h = self.tattn(h, frames, emb, motion)
         return h
 
 
@@ -479,8 +481,9 @@ class SpaceTimeUNet(nn.Module):
 
         def run(stage: Stage, h: Tensor) -> Tensor:
             if cfg.grad_checkpoint and self.training and torch.is_grad_enabled():
-                return checkpoint(stage, h, emb, context, context_mask, frames, temporal, use_reentrant=False)
-            return stage(h, emb, context, context_mask, frames, temporal)
+                return checkpoint(stage, h, emb, context, context_mask, frames, temporal, cond.motion,
+                                  use_reentrant=False)
+            return stage(h, emb, context, context_mask, frames, temporal, cond.motion)
 
         if cfg.patch_size > 1:
             h = F.pixel_unshuffle(h, cfg.patch_size)  # (B*F, (2C+1 (+2))*p*p, H/p, W/p)

@@ -330,9 +330,9 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
             weights = {k: v for k, v in weights.items() if not k.startswith(PLANNER_PREFIXES)}
         weights, coords_added = add_coord_inputs(weights, net.config) if hasattr(net.config, "coords") \
             else (weights, False)
-        own = net.state_dict()
-        dropped = sorted({k.split(".")[0] for k in weights if k.startswith(OPTIONAL_PREFIXES) and k not in own})
-        weights = {k: v for k, v in weights.items() if k in own or not k.startswith(OPTIONAL_PREFIXES)}
+        absent = tuple(p for p in OPTIONAL_PREFIXES if getattr(net, p.rstrip("."), None) is None)  # parts it lacks
+        dropped = sorted({k.split(".")[0] for k in weights if k.startswith(absent)}) if absent else []
+        weights = {k: v for k, v in weights.items() if not (absent and k.startswith(absent))}
         try:
             result = net.load_state_dict(weights, strict=False)
         except RuntimeError as e:

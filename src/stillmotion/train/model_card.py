@@ -65,7 +65,7 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
         p = report["results"][0]["protocol"]
         lines += ["", f"Evaluated model: `{report.get('model')}` (`shipped` = these weights, as stored). "
                   f"Protocol: `stillmotion evaluate` — {p['sampler']} sampler, {p['steps']} steps, guidance "
-                  f"{p['guidance']}, seed {p['seed']}, one clip per prompt"
+                  f"{p['guidance']}, seed {p['seed']}, one clip per prompt, strategy `{p.get('strategy', 'joint')}`"
                   + (f", starting noise warped along the motion the model plans from the prompt (noise_warp "
                      f"{p['noise_warp']})" if p.get("noise_warp") else "")
                   + (", independent Gaussian noise per frame, nothing overwritten between sampler steps"
@@ -78,9 +78,28 @@ def model_card(config: dict, report: dict | None = None, notes: str | None = Non
                   "than a fifth of the frame between two frames (teleporting). Warping error and flicker are in 0-255 "
                   "levels "
                   "(`stillmotion.eval.temporal`, Farneback flow with a forward-backward occlusion check)."]
+        lines += probe_table(report.get("direction_probe") or [])
     if notes:
         lines += ["", "## Limitations and notes", "", notes.strip()]
     return "\n".join(lines) + "\n"
+
+
+def probe_table(probes: list[dict]) -> list[str]:
+    """The high-noise direction probe of the report (eval/motion_probe.py) as a table: pixels (ratio to ideal)."""
+    if not probes:
+        return []
+    levels = [f"{s:g}" for s in probes[0]["sigmas"]]
+    lines = ["", "High-noise direction probe (`stillmotion.eval.motion_probe`): how far the clean estimate "
+             "(no guidance) for 'moving right' travels beyond 'moving left' (x), 'down' beyond 'up' (y), in "
+             "pixels, and as a fraction of the ideal (the world's own mean clips):", "",
+             "| task | axis | " + " | ".join(f"sigma {s}" for s in levels) + " | ideal |",
+             "|---|---" + "|---" * (len(levels) + 1) + "|"]
+    for probe in probes:
+        for a, ideal in probe["ideal"].items():
+            lines.append(f"| {probe.get('task', 't2v')} | {a} | "
+                         + " | ".join(f"{probe['separation'][a][s]:.2f} ({probe['ratio'][a][s]:.2f})" for s in levels)
+                         + f" | {ideal:.2f} |")
+    return lines
 
 
 def write_model_card(dest: str | Path, report_path: str | Path | None = None, notes_path: str | Path | None = None
