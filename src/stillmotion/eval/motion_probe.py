@@ -10,6 +10,7 @@ network whose estimate does not depend on the asked direction.
 
 from __future__ import annotations
 
+import functools
 import sys
 
 import numpy as np
@@ -32,11 +33,8 @@ def evaluate_direction_probe(pipe, *, sigmas=PROBE_SIGMAS, n: int = 4, ideal_cli
         {"sigmas", "separation": {axis: {sigma: px}}, "ideal": {axis: px}, "ratio": {axis: {sigma: separation /
         ideal}}, "mean_ratio": the mean ratio over axes and levels}.
     """
-    def moving(direction: str) -> torch.Tensor:  # (N, 3, F, H, W) in [-1, 1]
-        clips = direction_clips(direction, ideal_clips, pipe.frames, pipe.size, seed=seed)
-        return torch.stack([to_float(v) for v in clips])
+    ideal = world_ideal(pipe.frames, pipe.size, ideal_clips, seed)
 
-    ideal = ideal_separation(moving)
     def condition(prompts: list[str]):  # as sampling conditions: the tokens, and any hint the model plans
         return pipe.conditions(prompts)[0]
 
@@ -47,6 +45,15 @@ def evaluate_direction_probe(pipe, *, sigmas=PROBE_SIGMAS, n: int = 4, ideal_cli
     ratio = {a: {s: v / ideal[a] for s, v in separation[a].items()} for a in AXES}
     return {"task": "i2v" if first_frame else "t2v", "sigmas": list(sigmas), "separation": separation,
             "ideal": ideal, "ratio": ratio, "mean_ratio": float(np.mean([v for a in AXES for v in ratio[a].values()]))}
+
+
+@functools.lru_cache(maxsize=8)
+def world_ideal(frames: int, size: int, clips: int, seed: int) -> dict:
+    """`ideal_separation` of the world's own clips (rendered once per shape: the t2v and i2v probes share it)."""
+    def moving(direction: str) -> torch.Tensor:  # (N, 3, F, H, W) in [-1, 1]
+        return torch.stack([to_float(v) for v in direction_clips(direction, clips, frames, size, seed=seed)])
+
+    return ideal_separation(moving)
 
 
 def subject_images(size: int) -> torch.Tensor:

@@ -331,8 +331,8 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
         weights, coords_added = add_coord_inputs(weights, net.config) if hasattr(net.config, "coords") \
             else (weights, False)
         absent = tuple(p for p in OPTIONAL_PREFIXES if getattr(net, p.rstrip("."), None) is None)  # parts it lacks
-        dropped = sorted({k.split(".")[0] for k in weights if k.startswith(absent)}) if absent else []
-        weights = {k: v for k, v in weights.items() if not (absent and k.startswith(absent))}
+        dropped = sorted({k.split(".")[0] for k in weights if k.startswith(absent)})
+        weights = {k: v for k, v in weights.items() if not k.startswith(absent)}
         try:
             result = net.load_state_dict(weights, strict=False)
         except RuntimeError as e:
