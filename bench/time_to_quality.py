@@ -132,7 +132,7 @@ def run_model(name: str, args, budget: dict, feature_net, evaluate_fvd) -> dict:
     points = args.points if name in args.curve_models else 1
     print(f"== {name}: {args.preset}, budget {budget} in {points} segment(s) -> {overrides['out']}", flush=True)
     with loop_builds(name):
-        run, curve, minutes = train_in_segments(config_for, budget, points, judge=score)
+        run, curve, minutes = train_in_segments(config_for, budget, points, judge=score, overwrite=True)
     record = checkpoint.load_config(run)["record"]
     fvd = curve[-1][1].pop("fvd_report")
     for _, s in curve[:-1]:

@@ -48,7 +48,8 @@ def test_resume_from_the_cli(tiny_run):
     assert r.returncode == 0, r.stderr
     assert "resumed from" in r.stdout
     r = run("train", "--out", str(tiny_run), "--resume", "--steps", "4", "--lr", "0.5")
-    assert r.returncode == 2 and "only --steps, --minutes, --threads and --workers may change" in r.stderr
+    assert r.returncode == 2
+    assert "only --steps, --minutes, --threads, --workers and --ckpt-minutes may change" in r.stderr
 
 
 def test_resume_a_copied_run_writes_to_the_copy(tiny_run, tmp_path):

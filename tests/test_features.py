@@ -77,13 +77,13 @@ def test_bad_videos_fail_clearly(bad, message):
         net.features(bad)
 
 
-def test_unknown_world_fails_clearly(tmp_path):
+def test_unknown_world_fails_clearly(tmp_path, capsys):
     with pytest.raises(ValueError, match="no feature network for world 'clouds'"):
         FeatureNetConfig(world="clouds")
     with pytest.raises(FileNotFoundError, match="no feature network in"):
         load_feature_net(tmp_path)
-    with pytest.raises(SystemExit):  # argparse: "invalid choice: 'clouds'"
-        main(["features", "train", "--world", "clouds", "--out", str(tmp_path)])
+    assert main(["features", "train", "--world", "clouds", "--out", str(tmp_path)]) == 2
+    assert "invalid choice: 'clouds'" in capsys.readouterr().err
 
 
 def test_targets_ignore_attributes_of_two_object_clips():
@@ -196,6 +196,7 @@ def test_fvd_of_a_model_ranks_good_above_bad(shapes_net):
     assert good["generated"] < 1.5 * good["floor"]                       # real clips of other seeds: at the floor
     assert bad["generated"] > 2 * good["generated"]                      # nothing moves: far off (n = 64 < D)
     assert good["protocol"]["prompts"] == "the captions of real set A"
+    assert "caveat" not in good  # 64 clips: no caveat; fewer get one (test_i3d_path_with_a_toy_torchscript_module)
 
 
 # ----------------------------------------------------------------------------------------------- I3D
@@ -226,6 +227,7 @@ def test_i3d_path_with_a_toy_torchscript_module(tmp_path, shapes_net):
     assert i3d_features(detector, videos, batch=2).shape == (3, 400)
     report, _ = evaluate_fvd(RealClipsPipe(), shapes_net, n=8, i3d=detector, progress=False)
     assert report["i3d"]["dim"] == 400 and report["i3d"]["generated"] >= 0
+    assert report["caveat"] == "FVD from 8 clips is noisy; use --fvd-n >= 256 for comparisons"
     with pytest.raises(FileNotFoundError, match="StyleGAN-V"):
         load_i3d(tmp_path / "missing.pt")
 
@@ -248,7 +250,9 @@ def test_evaluate_cli_reports_fvd_feature_judge_and_samples(tmp_path):
     assert report["fvd"]["metric"] == "FVD-shapes" and report["fvd"]["n"] == 4 and "i3d" in report["fvd"]
     summary = (tmp_path / "eval" / "summary.md").read_text()
     assert "| canonical | 4 |" in summary and "FVD-shapes" in summary and "![canonical prompts]" in summary
+    assert "FVD from 4 clips is noisy" in r.stdout and "**Caveat:** FVD from 4 clips is noisy" in summary
     assert (tmp_path / "eval" / "samples-canonical.png").is_file()
     r = run("evaluate", "--model", str(tmp_path / "run"), "--n", "2", "--i3d", str(tmp_path / "nope.pt"),
             "--out", str(tmp_path / "eval2"))
     assert r.returncode == 2 and "StyleGAN-V" in r.stderr
+    assert not (tmp_path / "eval2").exists()  # a failed evaluation leaves no empty folder

@@ -6,6 +6,7 @@ keyframes; prediction knows the past. All of them are a `Cond`, and the network 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 
 import torch
@@ -92,4 +93,6 @@ def motion_hint(hint, batch: int) -> Tensor:
         except (TypeError, ValueError):
             raise ValueError(f"motion hint {hint!r}: give a direction ({', '.join(MOTION_WORDS)}) or 'DX,DY' in "
                              "canvas fractions over the clip, e.g. '-0.4,0' for 40% of the width to the left") from None
+        if not (math.isfinite(dx) and math.isfinite(dy)):
+            raise ValueError(f"motion hint {hint!r}: DX and DY must be finite numbers, e.g. '-0.4,0'")
     return torch.tensor([[dx, dy, 1.0]]).expand(batch, 3).clone()

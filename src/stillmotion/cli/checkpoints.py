@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from stillmotion.cli.common import output_folder
+
 # ------------------------------------------------------------------------------------------------ info
 
 def _run_info(args: argparse.Namespace) -> int:
@@ -13,9 +15,11 @@ def _run_info(args: argparse.Namespace) -> int:
     from stillmotion.pipelines.text_to_video import shipped_model_path
     from stillmotion.train import checkpoint
 
-    path = args.path or shipped_model_path()
+    if args.path and args.model and args.path != args.model:
+        raise ValueError(f"two checkpoints given ('{args.path}' and --model '{args.model}'); give one")
+    path = args.model or args.path or shipped_model_path()
     folder = checkpoint.resolve(path)
-    config = checkpoint.load_config(folder)
+    config = checkpoint.load_config(folder, required=() if args.json else checkpoint.REQUIRED)
     if args.json:
         print(json.dumps(config, indent=2))
         return 0
@@ -38,6 +42,7 @@ def _run_info(args: argparse.Namespace) -> int:
 def _add_info(subparsers) -> None:
     p = subparsers.add_parser("info", help="describe a checkpoint: config, parameters, training record")
     p.add_argument("path", nargs="?", default=None, help="checkpoint or run folder (default: the shipped model)")
+    p.add_argument("--model", default=None, metavar="PATH", help="the same as PATH, spelled as in the other commands")
     p.add_argument("--json", action="store_true", help="print the whole config.json")
     p.set_defaults(func=_run_info)
 
@@ -54,8 +59,10 @@ def _run_export(args: argparse.Namespace) -> int:
         if path and not os.path.isfile(path):
             raise FileNotFoundError(f"no such file: '{path}'")
     sampling = {"strategy": args.strategy} if args.strategy else None
-    dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16, sampling=sampling)
-    card = write_model_card(dest, args.report, args.notes)
+    with output_folder(args.dest):  # a failed export leaves no empty folder behind
+        dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16,
+                                 sampling=sampling)
+        card = write_model_card(dest, args.report, args.notes)
     size = (dest / "model.safetensors").stat().st_size / 1e6
     print(f"wrote {dest} (model.safetensors {size:.1f} MB, config.json, {card.name})")
     return 0

@@ -4,22 +4,52 @@ from __future__ import annotations
 
 import argparse
 
-from stillmotion.cli.common import add_motion_sampling_options, positive_int
+from stillmotion.cli.common import (
+    MAX_SEED,
+    HelpFormatter,
+    add_motion_sampling_options,
+    finite_float,
+    nonnegative_int,
+    output_folder,
+    positive_int,
+    random_seed,
+)
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    import json
+    out = _out_folder(args.out)
+    if args.videos:
+        out.mkdir(parents=True, exist_ok=True)
+        return _evaluate_videos(args, out)
+    fvd_n = args.n if args.fvd_n is None else args.fvd_n
+    if args.seed + max(args.n, fvd_n) - 1 > MAX_SEED:
+        raise ValueError(f"--seed {args.seed}: clip i uses seed + i (i < --n, --fvd-n), which must stay <= 2**63 - 1")
+    with output_folder(out):  # removed again if the evaluation fails before writing anything
+        return _evaluate_model(args, out, fvd_n)
+
+
+def _out_folder(path: str):
+    """--out as a folder, refused when it names a file (an existing one, or a name like report.json)."""
     from pathlib import Path
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out '{path}' is a file; evaluate writes report.json, summary.md and samples into a "
+                         "folder: give a folder, e.g. --out eval")
+    if out.suffix.lower() in (".json", ".md", ".png", ".txt", ".csv"):
+        raise ValueError(f"--out '{path}' looks like a file name; evaluate writes report.json, summary.md and "
+                         f"samples into the folder --out names: give a folder, e.g. --out {out.with_suffix('')}")
+    return out
+
+
+def _evaluate_model(args: argparse.Namespace, out, fvd_n: int) -> int:
+    import json
 
     import torch
 
     from stillmotion.eval.prompt_following import evaluate_prompt_following, write_summary
     from stillmotion.pipelines.text_to_video import load
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    if args.videos:
-        return _evaluate_videos(args, out)
     if args.threads:
         torch.set_num_threads(args.threads)
     i3d = None
@@ -61,7 +91,6 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
         report["text_encoder_vocabulary"] = encoder_vocabulary(pipe.text)
         print("\n".join(vocabulary_lines(report["text_encoder_vocabulary"])))
-    fvd_n = args.n if args.fvd_n is None else args.fvd_n
     if fvd_net is not None and fvd_n >= 2:
         from stillmotion.eval.fvd import evaluate_fvd
 
@@ -71,6 +100,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
         if "skipped" in fvd:
             print(f"{fvd['metric']}: skipped ({fvd['skipped']})")
         else:
+            if "caveat" in fvd:
+                print(f"note: {fvd['caveat']}")
             print(f"{fvd['metric']} (n={fvd['n']}): generated {fvd['generated']:.2f}, real-vs-real floor "
                   f"{fvd['floor']:.2f}; controls: shuffled {fvd['time_shuffled']:.2f}, frame 0 repeated "
                   f"{fvd['static_frame0']:.2f}, reversed {fvd['time_reversed']:.2f}; {fvd['joint']['metric']}: "
@@ -100,17 +131,25 @@ def _evaluate_feature_nets(choice: str | None, info: dict):
 
 def _evaluate_videos(args: argparse.Namespace, out) -> int:
     import json
+    import sys
+    from pathlib import Path
 
+    from stillmotion.data.skips import SKIP_LIST, write_skip_list
     from stillmotion.eval.temporal import evaluate_videos
 
-    report = evaluate_videos(args.videos)
+    report = evaluate_videos(args.videos, num_frames=args.max_frames or None, progress=True)
     (out / "videos.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
+    skipped = report["skipped"]
+    write_skip_list(out / SKIP_LIST, [(Path(args.videos) / name, reason) for name, reason in skipped.items()])
     for name, m in report["videos"].items():
         print(f"{name:30s} warping error {m['warping_error']:6.2f}  flicker {m['flicker']:6.2f}  "
               f"dynamic degree {m['dynamic_degree']:5.2f} px/frame")
-    for name, reason in report["skipped"].items():
+    for name, reason in skipped.items():
         print(f"skipped {name}: {reason}")
-    print(f"wrote {out / 'videos.json'} ({len(report['videos'])} scored, {len(report['skipped'])} skipped)")
+    if skipped:
+        print(f"skipped {len(skipped)} of {len(skipped) + len(report['videos'])} video(s); full list in "
+              f"{out / SKIP_LIST}", file=sys.stderr)
+    print(f"wrote {out / 'videos.json'} ({len(report['videos'])} scored, {len(skipped)} skipped)")
     return 0 if report["videos"] else 2
 
 
@@ -119,11 +158,13 @@ def _add_evaluate(subparsers) -> None:
     from stillmotion.diffusion.samplers import SAMPLERS
     from stillmotion.pipelines.text_to_video import STRATEGIES
 
-    p = subparsers.add_parser("evaluate", help="score a model's prompt following with a fixed protocol",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = subparsers.add_parser(
+        "evaluate", formatter_class=HelpFormatter,
+        help="score a model with a fixed protocol: prompt following (colour, direction), the direction probe and "
+             "FVD against real clips; or, with --videos, the temporal consistency of a folder of videos")
     p.add_argument("--model", default=None, help="checkpoint or run folder (default: the shipped model)")
     p.add_argument("--n", type=positive_int, default=256, help="prompts per split")
-    p.add_argument("--seed", type=int, default=0, help="prompt and sampling seed")
+    p.add_argument("--seed", type=random_seed, default=0, help="prompt and sampling seed, 0 .. 2**63 - 1")
     p.add_argument("--split", nargs="+", default=["heldout", "train"], choices=["heldout", "train", "canonical"],
                    help="prompt wordings: held-out (never in training captions), train, canonical")
     p.add_argument("--directions", nargs="+", default=None, choices=list(DIRECTIONS), metavar="DIRECTION",
@@ -132,22 +173,28 @@ def _add_evaluate(subparsers) -> None:
                    help="sampling strategy (default: the model's own, from its config.json)")
     p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="sampler")
-    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--guidance", type=finite_float, default=4.0, help="classifier-free guidance scale")
     add_motion_sampling_options(p)
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
-    p.add_argument("--out", default="eval", help="folder for report.json, summary.md and samples-<split>.png")
+    p.add_argument("--out", default="eval", metavar="DIR",
+                   help="folder for report.json, summary.md and samples-<split>.png (made when the evaluation "
+                        "starts, removed again if it fails before writing anything)")
     p.add_argument("--features", default=None, metavar="WORLD|DIR|none",
                    help="feature network that also judges prompt following and gives FVD-<world> (default: the "
                         "shipped ones; 'none' to skip both)")
-    p.add_argument("--fvd-n", type=int, default=None,
-                   help="clips per set for FVD-<world> of generated vs real clips (default: --n; 0 skips)")
+    p.add_argument("--fvd-n", type=nonnegative_int, default=None,
+                   help="clips per set for FVD-<world> of generated vs real clips (default: --n; 0 skips; under "
+                        "64 the result is noisy and says so; use >= 256 to compare models)")
     p.add_argument("--i3d", default=None, metavar="PATH",
                    help="also compute standard FVD with a local I3D TorchScript file: the i3d_torchscript.pt of "
                         "the StyleGAN-V / DIGAN FVD code (its detector_url in github.com/universome/stylegan-v "
                         "src/metrics/frechet_video_distance.py); nothing is downloaded")
     p.add_argument("--videos", default=None, metavar="DIR",
                    help="instead: score every video in DIR on temporal consistency (warping error, flicker, "
-                        "dynamic degree) and write videos.json")
+                        "dynamic degree) and write videos.json and skipped.tsv (what could not be scored, and why)")
+    p.add_argument("--max-frames", type=nonnegative_int, default=64, metavar="N",
+                   help="--videos: score the first N frames of each video (0: every frame; long clips at full "
+                        "resolution take minutes each)")
     p.set_defaults(func=_run_evaluate)
 
 

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from stillmotion.cli.common import add_motion_sampling_options, check_writable, positive_int
+from stillmotion.cli.common import (
+    MAX_SEED,
+    HelpFormatter,
+    add_motion_sampling_options,
+    check_writable,
+    finite_float,
+    output_folder,
+    positive_float,
+    positive_int,
+    random_seed,
+)
 
 
 def _run_generate(args: argparse.Namespace) -> int:
@@ -19,6 +29,8 @@ def _run_generate(args: argparse.Namespace) -> int:
     check_writable(args.out)
     if args.frames is not None and args.frames < 1:
         raise ValueError(f"--frames must be >= 1 (got {args.frames})")
+    if args.seed + args.n - 1 > MAX_SEED:
+        raise ValueError(f"--seed {args.seed} with --n {args.n}: clip i uses seed + i, which must stay <= 2**63 - 1")
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.time()
@@ -27,8 +39,12 @@ def _run_generate(args: argparse.Namespace) -> int:
     prompts = [args.prompt] * args.n
     known = {}
     if args.frames_from is not None:  # image-to-video, continuing a video, or filling in between keyframes
-        from stillmotion.pipelines.known_frames import load_known_frames
+        from stillmotion.pipelines.known_frames import load_known_frames, untrained_task
 
+        problem = untrained_task(pipe.info, args.keep)
+        if problem and not args.allow_untrained_task:
+            raise ValueError(f"--frames-from: {problem}; use a model trained with that frame task, or pass "
+                             "--allow-untrained-task to do it anyway")
         frames, mask = load_known_frames(args.frames_from, args.keep, args.frames or pipe.frames, pipe.size)
         known = dict(known_frames=frames, frame_mask=mask)
     videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
@@ -39,13 +55,14 @@ def _run_generate(args: argparse.Namespace) -> int:
     sampled = time.time()
     out = Path(args.out)
     clips = list(videos.cpu())
-    if out.suffix.lower() == ".png":
-        save_contact_sheet(out, clips, captions=[f"{args.prompt} (seed {args.seed + i})" for i in range(args.n)],
-                           scale=args.scale)
-    else:
-        from stillmotion.data.video_io import video_grid
+    with output_folder(out.parent):
+        if out.suffix.lower() == ".png":
+            save_contact_sheet(out, clips, captions=[f"{args.prompt} (seed {args.seed + i})" for i in range(args.n)],
+                               scale=args.scale)
+        else:
+            from stillmotion.data.video_io import video_grid
 
-        write_video(out, clips[0] if args.n == 1 else video_grid(clips), fps=args.fps, scale=args.scale)
+            write_video(out, clips[0] if args.n == 1 else video_grid(clips), fps=args.fps, scale=args.scale)
     print(f"wrote {out} ({args.n} clip(s) of {videos.shape[2]}x{videos.shape[3]}x{videos.shape[4]}; "
           f"load {loaded - start:.1f}s, sample {sampled - loaded:.1f}s, total {time.time() - start:.1f}s)")
     return 0
@@ -56,33 +73,38 @@ def _add_generate(subparsers) -> None:
     from stillmotion.pipelines.text_to_video import STRATEGIES
 
     p = subparsers.add_parser("generate", help="make a video from a prompt (the shipped model by default)",
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=HelpFormatter)
     p.add_argument("prompt", help='what to show, e.g. "a red circle moving left"')
     p.add_argument("--negative", default="", help="what to steer away from")
     p.add_argument("--frames", type=int, default=None, help="frames (default: what the model was trained on)")
     p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="ODE/SDE solver")
-    p.add_argument("--guidance", type=float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--guidance", type=finite_float, default=4.0, help="classifier-free guidance scale")
     p.add_argument("--strategy", default=None, choices=STRATEGIES,
                    help="joint: all frames at once; keyframe: the first frame as an image, then the clip from it "
                         "as image-to-video; first-frame: a joint pass, then again from its first frame (default: the "
                         "model's own, from its config.json)")
-    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--seed", type=random_seed, default=0, help="random seed, 0 .. 2**63 - 1")
     p.add_argument("--motion", default=None, metavar="DIRECTION|DX,DY",
                    help="motion hint for models trained with one (motion_cond): left, up-right, static, ... or "
                         "DX,DY in canvas fractions over the clip (x right, y down); 'none' for no hint (default: "
                         "the hint the model's motion planner reads from the prompt, if it has one)")
     add_motion_sampling_options(p)
     p.add_argument("--frames-from", default=None, metavar="FILE",
-                   help="known frames from an image or a video: image-to-video, continuing a video, or keyframes "
-                        "to fill in between (see --keep; needs a model trained with those frame tasks)")
+                   help="known frames from an image (any mode or bit depth; transparency is composited on black) or "
+                        "a video: image-to-video, continuing a video, or keyframes to fill in between (see --keep). "
+                        "The model must have been trained with that frame task (its config.json's train.tasks: i2v, "
+                        "predict, interpolate); others are refused")
     p.add_argument("--keep", default="first",
                    help="which frames of --frames-from are known: first | first:K | every:N (and the last)")
+    p.add_argument("--allow-untrained-task", action="store_true",
+                   help="use --frames-from with a model not trained for that frame task: the given frames are kept, "
+                        "the others are drawn as if they were not there")
     p.add_argument("--n", type=positive_int, default=1, help="number of clips (seeds seed..seed+n-1)")
     p.add_argument("--out", default="clip.mp4", help="output .mp4, .gif, .webm, or .png contact sheet")
     p.add_argument("--model", default=None, help="checkpoint or run folder (default: the shipped model)")
     p.add_argument("--scale", type=positive_int, default=8, help="nearest-neighbour upscale of the file")
-    p.add_argument("--fps", type=float, default=8, help="frame rate of the file")
+    p.add_argument("--fps", type=positive_float, default=8, help="frame rate of the file")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_generate)

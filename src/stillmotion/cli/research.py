@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from stillmotion.cli.common import positive_int
+from stillmotion.cli.common import HelpFormatter, positive_int, random_seed
 
 # ------------------------------------------------------------------------------------------------ features
 
@@ -69,20 +69,20 @@ def _add_features(subparsers) -> None:
     features = subparsers.add_parser("features", help="train or measure the feature networks behind FVD-<world>")
     sub = features.add_subparsers(dest="features_command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("train", help="train a world's feature network (attribute classifier) and save it",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--world", required=True, choices=sorted(FEATURE_PRESETS), help="synthetic world")
     p.add_argument("--out", required=True, help="folder for model.safetensors and config.json")
     p.add_argument("--steps", type=positive_int, default=None, help="optimizer steps (default: the preset's)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="clips per step (default: preset's)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: preset's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of init, clips and noise")
+    p.add_argument("--seed", type=random_seed, default=0, help="seed of init, clips and noise")
     p.add_argument("--eval-clips", type=int, default=None, help="held-out clips measured at the end")
     p.add_argument("--init-from", default=None, metavar="DIR",
                    help="continue training this feature network (a later stage; use another --seed for fresh clips)")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     p.set_defaults(func=_run_features_train)
     p = sub.add_parser("eval", help="held-out accuracy per head, and the FVD floor and controls",
-                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                       formatter_class=HelpFormatter)
     p.add_argument("--world", default="shapes", choices=sorted(FEATURE_PRESETS), help="the shipped net of a world")
     p.add_argument("--net", default=None, help="a feature-network folder instead of the shipped one")
     p.add_argument("--n", type=positive_int, default=1024, help="held-out clips for the accuracies")
@@ -122,7 +122,7 @@ ARMS = ["spacetime", "flow-consistency", "motion-hint", "motion-planner", "joint
 def _add_experiment(subparsers) -> None:
     experiment = subparsers.add_parser("experiment", help="train and compare approaches on one budget")
     sub = experiment.add_subparsers(dest="experiment_command", metavar="SUBCOMMAND", required=True)
-    p = sub.add_parser("approaches", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = sub.add_parser("approaches", formatter_class=HelpFormatter,
                        help="space-time U-Net, flow consistency, motion hints, joint image-video, keyframes + "
                             "interpolation, image-model inflation vs scratch: same budget, same judge")
     p.add_argument("--minutes", type=float, default=10.0, help="training budget per arm (wall clock)")
@@ -134,7 +134,7 @@ def _add_experiment(subparsers) -> None:
     p.add_argument("--pools", nargs="+", default=["256", "all"],
                    help="distinct training clips of the inflation study ('all': a fresh clip every example)")
     p.add_argument("--arms", nargs="+", default=None, choices=ARMS, help="run only these arms (default: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=random_seed, default=0)
     p.add_argument("--sample-steps", type=positive_int, default=20, help="sampler steps when judging")
     p.add_argument("--preset", default="shapes-s", help="training preset every arm starts from")
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")

@@ -20,7 +20,7 @@ def _run_train(args: argparse.Namespace) -> int:
         key, value = item.split("=", 1)
         overrides[key.strip().replace("-", "_")] = value
     for key in ("world", "data", "out", "steps", "minutes", "batch_size", "lr", "seed", "model", "frames",
-                "size", "threads", "workers"):
+                "size", "threads", "workers", "ckpt_minutes"):
         value = getattr(args, key)
         if value is not None:
             overrides[key] = value
@@ -35,17 +35,18 @@ def _run_train(args: argparse.Namespace) -> int:
             saved = json.loads(staged.read_text())
         else:
             saved = checkpoint.load_config(out)["train"]
-        free = ("steps", "minutes", "threads", "workers")  # budget and machine, not what is learned
+        free = ("steps", "minutes", "threads", "workers", "ckpt_minutes")  # budget and machine, not what is learned
         changed = {k: v for k, v in overrides.items() if k not in (*free, "out") and saved.get(k) != v}
         if changed or args.preset:
             raise ValueError(f"--resume continues the saved run '{out}' with its own config; only --steps, "
-                             f"--minutes, --threads and --workers may change (got {sorted(changed) or ['--preset']})")
+                             f"--minutes, --threads, --workers and --ckpt-minutes may change "
+                             f"(got {sorted(changed) or ['--preset']})")
         saved.update({k: v for k, v in overrides.items() if k in free})
         saved["out"] = str(out)  # a run folder copied or moved elsewhere continues where it is now
         cfg = make_config(None, saved)
     else:
         cfg = make_config(args.preset or "shapes-s", overrides)
-    train(cfg, resume=args.resume)
+    train(cfg, resume=args.resume, overwrite=args.overwrite)
     return 0
 
 
@@ -72,6 +73,10 @@ def _add_train(subparsers) -> None:
     p.add_argument("--workers", type=int, help="processes decoding clips ahead of each step (real videos: 2-8)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (opt-in)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in an --out that holds a run: the old run is renamed to <out>.old-<time>, "
+                        "never deleted (without it such a folder is refused)")
+    p.add_argument("--ckpt-minutes", type=float, help="minutes between checkpoints (default 3)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any TrainConfig field")
     p.set_defaults(func=_run_train)
 

@@ -16,6 +16,8 @@ Each file is decoded once, its frames downscaled to ANALYSIS_WIDTH pixels wide, 
                differ in few bits, found exactly by pigeonhole bucketing (no all-pairs comparison).
 The thresholds apply afterwards (`apply_thresholds`), so re-running with other thresholds reuses the cached
 measurements. User files are only read; everything is written to the output folder, each file atomically.
+A bad directory entry (symlink loop, dangling link, FIFO, unreadable file, binary caption) is one rejected row,
+never an error; a run that fails before measuring anything leaves no output folder behind.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ import numpy as np
 from tqdm import tqdm
 
 from stillmotion.data.atomic import write_json, write_jsonl
-from stillmotion.data.layouts import TEMPLATES, check_video, report_rejected, scan
+from stillmotion.data.layouts import TEMPLATES, VideoEntry, check_video, report_rejected, scan
+from stillmotion.data.skips import SKIP_LIST, entry_problem, write_skip_list
 from stillmotion.data.video_io import VideoReadError
 from stillmotion.eval.temporal import optical_flow, require_cv2
 
@@ -185,7 +188,11 @@ def measure_video(path: str | os.PathLike) -> dict:
         A dict; `decodable` False with an `error` when the file cannot be used.
     """
     path = Path(path)
-    rec: dict = {"path": str(path.absolute()), "bytes": path.stat().st_size if path.is_file() else 0}
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        size = 0
+    rec: dict = {"path": str(path.absolute()), "bytes": size}
     try:
         info = check_video(path)
     except (VideoReadError, OSError) as e:
@@ -306,8 +313,12 @@ def apply_thresholds(records: list[dict], th: Thresholds) -> list[dict]:
 
 # ----------------------------------------------------------------------------------------------- driver
 
-def _cache_key(path: Path) -> str:
-    st = path.stat()
+def _cache_key(path: Path) -> str | None:
+    """What identifies one measurement of `path`, or None when it cannot be stat'ed (gone since the scan)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
     return f"{path.absolute()}|{st.st_size}|{st.st_mtime_ns}|{MEASURE_VERSION}|{ANALYSIS_WIDTH}"
 
 
@@ -334,6 +345,7 @@ def curate(source: str | os.PathLike, out: str | os.PathLike | None = None, *, t
             kept.jsonl (the kept clips with captions and metadata: give it to `open_video_dataset` or
             `preprocess`), rejected.jsonl (path and reasons), thresholds.json, and measure-cache.jsonl (an
             append-only cache: an interrupted or re-run curation measures only new or changed files).
+            It also receives skipped.tsv: every rejected path and its reasons, one `path<TAB>reasons` line each.
         thresholds: see Thresholds.
         layout, manifest, split, fold, templates: passed to `layouts.scan`.
         workers: files measured in parallel (threads).
@@ -353,19 +365,17 @@ def curate(source: str | os.PathLike, out: str | os.PathLike | None = None, *, t
     if source.is_file() and source.resolve() in {p.resolve() for p in paths.values()}:
         raise ValueError(f"{source} is one of curate's outputs; pass another out= so it is not overwritten")
     found = scan(source, layout, manifest=manifest, split=split, fold=fold, templates=templates)
+    if found.entries:
+        _cv2()  # a missing OpenCV stops the run here, before the output folder exists
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    cache_path = out / "measure-cache.jsonl"
-    cache = _read_cache(cache_path)
-    files = sorted({e.path for e in found.entries})
-    keys = {p: _cache_key(p) for p in files}
-    todo = [p for p in files if keys[p] not in cache]
-    with ThreadPoolExecutor(max(1, workers)) as pool, open(cache_path, "a") as log_file:
-        for p, rec in tqdm(zip(todo, pool.map(measure_video, todo)), total=len(todo), unit="video",
-                           disable=not progress):
-            cache[keys[p]] = rec
-            log_file.write(json.dumps({"key": keys[p], "record": rec}) + "\n")
-            log_file.flush()
-    records = [{**cache[keys[e.path]], "captions": list(e.captions), "start": e.start, "end": e.end,
+    try:
+        measured = _measure(found.entries, out / "measure-cache.jsonl", workers, progress)
+    except BaseException:
+        if created:
+            _remove_if_unused(out)
+        raise
+    records = [{**measured[e.path], "captions": list(e.captions), "start": e.start, "end": e.end,
                 "label": e.label} for e in found.entries]
     apply_thresholds(records, th)
     scan_rejects = [{"path": str(p.absolute()), "kept": False, "reasons": [r]} for p, r in found.rejected]
@@ -376,5 +386,33 @@ def curate(source: str | os.PathLike, out: str | os.PathLike | None = None, *, t
     write_jsonl(paths["rejected.jsonl"], [{"path": r["path"], "reasons": r["reasons"]} for r in rejected])
     write_json(out / "thresholds.json", {"layout": found.layout, "source": str(source.absolute()), **asdict(th)})
     total = len(records) + len(scan_rejects)
-    report_rejected([(Path(r["path"]), "; ".join(r["reasons"])) for r in rejected], f"of {total} item(s) in {source}")
+    skipped = [(Path(r["path"]), "; ".join(r["reasons"])) for r in rejected]
+    report_rejected(skipped, f"of {total} item(s) in {source}", listed_in=write_skip_list(out / SKIP_LIST, skipped))
     return Curation(out, paths["manifest.jsonl"], paths["kept.jsonl"], paths["rejected.jsonl"], kept, rejected)
+
+
+def _measure(entries: list[VideoEntry], cache_path: Path, workers: int, progress: bool) -> dict[Path, dict]:
+    """The measurement of each entry's file: from the cache, else measured now and appended to the cache. A
+    file that vanished since the scan gets an undecodable record saying so (not cached)."""
+    cache = _read_cache(cache_path)
+    files = sorted({e.path for e in entries})
+    keys = {p: _cache_key(p) for p in files}
+    found = {p: {"path": str(p.absolute()), "bytes": 0, "decodable": False, "error": entry_problem(p) or "vanished"}
+             for p in files if keys[p] is None}
+    todo = [p for p in files if keys[p] is not None and keys[p] not in cache]
+    with ThreadPoolExecutor(max(1, workers)) as pool, open(cache_path, "a") as log_file:
+        for p, rec in tqdm(zip(todo, pool.map(measure_video, todo)), total=len(todo), unit="video",
+                           disable=not progress):
+            cache[keys[p]] = rec
+            log_file.write(json.dumps({"key": keys[p], "record": rec}) + "\n")
+            log_file.flush()
+    return {**{p: cache[keys[p]] for p in files if keys[p] is not None}, **found}
+
+
+def _remove_if_unused(out: Path) -> None:
+    """Remove an output folder this run created when nothing worth keeping is in it (at most an empty cache)."""
+    cache = out / "measure-cache.jsonl"
+    if cache.is_file() and cache.stat().st_size == 0:
+        cache.unlink()
+    if not any(out.iterdir()):
+        out.rmdir()

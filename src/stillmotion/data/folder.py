@@ -3,7 +3,8 @@
 `open_video_dataset(path, frames=16, size=64)` finds the videos and captions (`layouts.scan`: caption manifests
 or sidecar .txt files, UCF-101, Kinetics), opens each file once to reject the unusable ones, and returns a
 `VideoFolder` (or, for a folder written by `preprocess`, a `ShardDataset`). Every problem is a (path, reason) in
-`dataset.rejected` and one logged warning; nothing is silently dropped.
+`dataset.rejected` and one logged warning (plus, with `skip_list=`, the whole list in a file); nothing is
+silently dropped.
 
 A clip is chosen in three steps, all drawn from one seeded generator:
   time    `frames` frames, `stride` apart, at the file's frame rate (or resampled to `fps`), starting at a
@@ -29,6 +30,7 @@ import numpy as np
 import torch
 
 from stillmotion.data.layouts import TEMPLATES, Rejected, VideoEntry, report_rejected, scan, verify_entries
+from stillmotion.data.skips import skipped_of, write_skip_list
 from stillmotion.data.video_io import VideoReadError, probe_video, read_video, to_float
 
 log = logging.getLogger("stillmotion.data")
@@ -255,7 +257,7 @@ class VideoFolder(torch.utils.data.Dataset):
 def open_video_dataset(path: str | os.PathLike, *, frames: int, size, layout: str = "auto", manifest=None,
                        split: str | None = None, fold: int = 1, stride: int = 1, fps: float | None = None,
                        clip: str = "random", crop: str = "center", templates=TEMPLATES, pad_short: bool = False,
-                       seed: int = 0, verify: bool = True, workers: int = 4):
+                       seed: int = 0, verify: bool = True, workers: int = 4, skip_list=None):
     """Open a collection of videos as a dataset, detecting its layout.
 
     Args:
@@ -268,6 +270,9 @@ def open_video_dataset(path: str | os.PathLike, *, frames: int, size, layout: st
         verify: open every file once now and reject the unreadable ones (recommended; manifests written by
             curate carry the metadata and skip this).
         workers: threads for verification.
+        skip_list: also write every skipped (path, reason) to this file (`skips.write_skip_list`; a folder gets
+            skips.SKIP_LIST), also when nothing usable is found; the logged warning then names it. For a
+            preprocessed folder: what its scan skipped and the clips that failed to decode.
 
     Returns:
         A VideoFolder, or a ShardDataset for a preprocessed folder (then frames/size must match it).
@@ -279,7 +284,10 @@ def open_video_dataset(path: str | os.PathLike, *, frames: int, size, layout: st
     if (path / "index.json").is_file() and (path / "plan.json").is_file():
         from stillmotion.data.preprocess import ShardDataset
 
-        return ShardDataset(path, seed=seed, frames=frames, size=size)
+        shards = ShardDataset(path, seed=seed, frames=frames, size=size)
+        if skip_list is not None:
+            write_skip_list(skip_list, skipped_of(shards))
+        return shards
     found = scan(path, layout, manifest=manifest, split=split, fold=fold, templates=templates)
     entries, rejected = found.entries, list(found.rejected)
     if verify:
@@ -287,7 +295,9 @@ def open_video_dataset(path: str | os.PathLike, *, frames: int, size, layout: st
         rejected += bad
     dataset = VideoFolder(entries, frames=frames, size=size, stride=stride, fps=fps, clip=clip, crop=crop,
                           pad_short=pad_short, seed=seed, rejected=rejected)
-    report_rejected(dataset.rejected, f"of {len(dataset) + len(dataset.rejected)} item(s) in {path}")
+    listed_in = write_skip_list(skip_list, dataset.rejected) if skip_list is not None else None
+    report_rejected(dataset.rejected, f"of {len(dataset) + len(dataset.rejected)} item(s) in {path}",
+                    listed_in=listed_in)
     if not len(dataset):
         reasons = "; ".join(f"{p.name}: {r}" for p, r in dataset.rejected[:3]) or "no video files found"
         raise ValueError(f"{path}: no usable clips ({found.layout} layout; {reasons}); see the module docstring of "

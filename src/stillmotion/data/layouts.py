@@ -2,7 +2,10 @@
 
 A scan returns `Scan(layout, entries, rejected)`: one `VideoEntry` per training clip (a file, or a time span of
 one, with one or more captions) and (path, reason) for everything that cannot be used. Nothing here decodes
-pixels; `verify_entries` opens each file once (`probe_video`) and rejects the unreadable ones.
+pixels; `verify_entries` opens each file once (`probe_video`) and rejects the unreadable ones. A bad directory
+entry (symlink loop, dangling link, FIFO, unreadable file, binary caption) is one rejected item, never an error
+that stops the scan (see stillmotion.data.skips); a video whose sidecar caption is unusable is rejected like
+one without a caption, with the sidecar's problem as the reason.
 
 Layouts (`detect_layout` picks one from what is on disk):
   captions  a folder of videos with a CSV or JSONL manifest (columns `path, caption[, start, end]`; a JSONL row
@@ -31,6 +34,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from stillmotion.data.skips import Rejected, entry_problem, read_text_lines
 from stillmotion.data.video_io import VIDEO_SUFFIXES, VideoInfo, VideoReadError, probe_video
 
 log = logging.getLogger("stillmotion.data")
@@ -45,8 +49,6 @@ CAPTION_KEYS = ("caption", "captions", "text", "prompt")
 SPLIT_NAMES = {"train": ("train", "training"), "val": ("val", "valid", "validate", "validation"),
                "test": ("test", "testing")}
 _UCF_NAME = re.compile(r"^v_.+_g\d+_c\d+\.\w+$")
-
-Rejected = tuple[Path, str]
 
 
 @dataclass(frozen=True)
@@ -103,13 +105,49 @@ def _unique(captions) -> tuple[str, ...]:
 
 # ----------------------------------------------------------------------------------------------- files
 
-def list_files(root: Path) -> list[Path]:
-    """Every non-hidden file under `root`, sorted (hidden files and folders, e.g. our temp files, are skipped)."""
-    out = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        out += [Path(folder) / f for f in sorted(files) if not f.startswith(".")]
-    return out
+def list_files(root: Path) -> tuple[list[Path], list[Rejected]]:
+    """Every readable, non-hidden regular file under `root`, sorted, and (path, reason) for each entry that is
+    not one (symlink loops, dangling links, FIFOs, unreadable files and folders: see `skips.entry_problem`).
+
+    Hidden files and folders (e.g. our temp files) are passed over silently. Symlinked folders are followed, each
+    real folder once: a link back to a folder already scanned is recorded, not walked again (no loop).
+    """
+    files: list[Path] = []
+    rejected: list[Rejected] = []
+
+    def unlisted(error: OSError) -> None:
+        rejected.append((Path(error.filename), f"cannot list this folder ({error.strerror}); check its permissions"))
+
+    seen = {os.path.realpath(root)}
+    for folder, dirs, names in os.walk(root, onerror=unlisted, followlinks=True):
+        keep = []
+        for d in sorted((d for d in dirs if not d.startswith(".")), key=lambda d: (_is_link(folder, d), d)):
+            real = os.path.realpath(os.path.join(folder, d))
+            if real not in seen:
+                seen.add(real)
+                keep.append(d)
+            elif _is_link(folder, d):
+                rejected.append((Path(folder) / d, f"symlink to a folder scanned already ({real}); not scanned twice"))
+            else:
+                rejected.append((Path(folder) / d, "folder scanned already through a symlink; not scanned twice"))
+        dirs[:] = sorted(keep)
+        for name in sorted(n for n in names if not n.startswith(".")):
+            path = Path(folder) / name
+            problem = entry_problem(path)
+            if problem is None:
+                files.append(path)
+            else:
+                rejected.append((path, problem))
+    return files, rejected
+
+
+def _is_link(folder: str, name: str) -> bool:
+    return os.path.islink(os.path.join(folder, name))
+
+
+def _real(path: Path) -> Path:
+    """The path with symlinks resolved where possible; never raises (a loop stays as it is)."""
+    return Path(os.path.realpath(path))
 
 
 def _unsupported(path: Path) -> str:
@@ -123,24 +161,37 @@ def _is_video(path: Path) -> bool:
 
 def _read_rows(path: Path) -> list[tuple[int, dict]]:
     """(line number, row) of a CSV (with a header) or a JSONL file; keys lower-cased. Bad JSON lines come back
-    as rows {"_error": ...}."""
+    as rows {"_error": ...}; so does the place where the file stops being readable text (the rows before it
+    are kept)."""
     rows = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        if path.suffix.lower() == ".jsonl":
-            for n, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    row = {"_error": f"invalid JSON ({e.msg})"}
-                rows.append((n, {str(k).strip().lower(): v for k, v in row.items()} if isinstance(row, dict)
-                             else {"_error": "a JSON line must be an object"}))
-        else:
-            reader = csv.DictReader(f)
-            for n, row in enumerate(reader, 2):
-                rows.append((n, {(k or "").strip().lower(): v for k, v in row.items()}))
+    problem = entry_problem(path)
+    if problem is not None:
+        return [(0, {"_error": problem})]
+    n = 1
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            if path.suffix.lower() == ".jsonl":
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        rows.append((n, _json_row(line)))
+            else:
+                reader = csv.DictReader(f)
+                for n, row in enumerate(reader, 2):
+                    rows.append((n, {(k or "").strip().lower(): v for k, v in row.items()}))
+    except (UnicodeDecodeError, csv.Error, OSError) as e:
+        what = "not UTF-8 text" if isinstance(e, UnicodeDecodeError) else str(e)
+        rows.append((n + 1, {"_error": f"unreadable from here on ({what}); save it as UTF-8 text"}))
     return rows
+
+
+def _json_row(line: str) -> dict:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        return {"_error": f"invalid JSON ({e.msg})"}
+    if not isinstance(row, dict):
+        return {"_error": "a JSON line must be an object"}
+    return {str(k).strip().lower(): v for k, v in row.items()}
 
 
 def _header(path: Path) -> set[str]:
@@ -152,17 +203,17 @@ def _header(path: Path) -> set[str]:
                 row = json.loads(first)
                 return {str(k).lower() for k in row} if isinstance(row, dict) else set()
             return {k.strip().lower() for k in next(csv.reader(f), [])}
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, csv.Error):
         return set()
 
 
 def is_caption_manifest(path: Path) -> bool:
-    keys = _header(path) if path.suffix.lower() in (".csv", ".jsonl") else set()
+    keys = _header(path) if path.suffix.lower() in (".csv", ".jsonl") and path.is_file() else set()
     return bool(keys & set(PATH_KEYS)) and bool(keys & set(CAPTION_KEYS))
 
 
 def is_kinetics_csv(path: Path) -> bool:
-    return path.suffix.lower() == ".csv" and {"label", "youtube_id"} <= _header(path)
+    return path.suffix.lower() == ".csv" and path.is_file() and {"label", "youtube_id"} <= _header(path)
 
 
 def _first(row: dict, keys) -> object:
@@ -193,7 +244,7 @@ def read_manifest(manifest: Path, root: Path | None = None) -> tuple[list[VideoE
     groups: dict[tuple, dict] = {}
     rejected: list[Rejected] = []
     for n, row in _read_rows(manifest):
-        where = f"{manifest.name} line {n}"
+        where = f"{manifest.name} line {n}" if n else manifest.name
         if "_error" in row:
             rejected.append((manifest, f"{where}: {row['_error']}"))
             continue
@@ -221,8 +272,9 @@ def read_manifest(manifest: Path, root: Path | None = None) -> tuple[list[VideoE
         group["captions"] += captions
     entries = []
     for (path, start, end), g in groups.items():
-        if not path.is_file():
-            rejected.append((path, f"file not found (listed in {manifest.name})"))
+        problem = entry_problem(path) if os.path.lexists(path) else "file not found"
+        if problem is not None:
+            rejected.append((path, f"{problem} (listed in {manifest.name})"))
         elif not _is_video(path):
             rejected.append((path, _unsupported(path)))
         else:
@@ -242,29 +294,41 @@ def scan_captions(root: Path, manifest: Path | None = None) -> Scan:
                              "with manifest=... (or open the manifest file itself)")
         manifest = found[0] if found else None
     entries, rejected = read_manifest(Path(manifest), root) if manifest else ([], [])
-    listed = {e.path.resolve() for e in entries} | {p.resolve() for p, _ in rejected}
-    for path in list_files(root):
+    listed = {_real(e.path) for e in entries} | {_real(p) for p, _ in rejected}
+    files, bad = list_files(root)
+    rejected += [(p, r) for p, r in bad if _real(p) not in listed]
+    for path in files:
         if not _is_video(path):
             if path.suffix.lower() not in COMPANION_SUFFIXES:
                 rejected.append((path, _unsupported(path)))
             continue
-        if path.resolve() in listed:
+        if _real(path) in listed:
             continue
-        sidecar = path.with_suffix(".txt")
-        captions = _unique(sidecar.read_text(encoding="utf-8", errors="replace").splitlines()) \
-            if sidecar.is_file() else ()
+        captions, problem = _sidecar_captions(path.with_suffix(".txt"))
         if captions:
             entries.append(VideoEntry(path, captions))
         else:
             where = f"not in {Path(manifest).name} and " if manifest else ""
-            rejected.append((path, f"no caption ({where}no non-empty sidecar {sidecar.name})"))
+            rejected.append((path, f"no caption ({where}{problem})"))
     return Scan("captions", entries, rejected)
 
 
+def _sidecar_captions(sidecar: Path) -> tuple[tuple[str, ...], str]:
+    """(captions, "") from a sidecar file, or ((), why there are none); a binary or non-UTF-8 file gives none."""
+    if not os.path.lexists(sidecar):
+        return (), f"no sidecar {sidecar.name}"
+    lines, problem = read_text_lines(sidecar)
+    if problem is not None:
+        return (), f"sidecar {sidecar.name} is unusable: {problem}"
+    captions = _unique(lines)
+    return captions, "" if captions else f"sidecar {sidecar.name} is empty"
+
+
 def _class_entries(folder: Path, label: str, templates) -> tuple[list[VideoEntry], list[Rejected]]:
-    entries, rejected = [], []
     captions = label_captions(label, templates)
-    for path in list_files(folder):
+    files, rejected = list_files(folder)
+    entries = []
+    for path in files:
         if _is_video(path):
             entries.append(VideoEntry(path, captions, label=label))
         elif path.suffix.lower() not in COMPANION_SUFFIXES:
@@ -347,12 +411,16 @@ def scan_kinetics(root: Path, split: str | None = None, annotations: Path | None
                 rejected += r
         return Scan("kinetics", entries, rejected)
     by_stem: dict[str, Path] = {}
-    for path in list_files(root):
+    files, rejected = list_files(root)
+    for path in files:
         if _is_video(path):
             by_stem.setdefault(path.stem, path)
-    entries, rejected = [], []
+    entries = []
     for table in csvs:
         for n, row in _read_rows(table):
+            if "_error" in row:
+                rejected.append((table, f"{table.name}{f' line {n}' if n else ''}: {row['_error']}"))
+                continue
             if not _split_matches(row.get("split") or table.stem, split):  # no split column: the file name
                 continue
             label, yid = (row.get("label") or "").strip(), (row.get("youtube_id") or "").strip()
@@ -388,7 +456,7 @@ def detect_layout(path: Path) -> str:
         return "kinetics"
     if (path / "UCF-101").is_dir():
         return "ucf101"
-    videos = [p for p in list_files(path) if _is_video(p)]
+    videos = [p for p in list_files(path)[0] if _is_video(p)]
     if any(p.with_suffix(".txt").is_file() for p in videos) or any(p.parent == path for p in videos):
         return "captions"
     if any(_UCF_NAME.match(p.name) for p in videos):
@@ -413,6 +481,9 @@ def scan(path, layout: str = "auto", *, manifest=None, split: str | None = None,
     path = Path(path).expanduser()
     if not path.exists():
         raise ValueError(f"{path}: no such file or folder; pass a folder of videos or a manifest (.csv/.jsonl)")
+    problem = None if path.is_dir() else entry_problem(path)
+    if problem is not None:
+        raise ValueError(f"{path}: {problem}; pass a folder of videos or a manifest (.csv/.jsonl)")
     if layout == "auto":
         layout = detect_layout(path)
     if layout not in LAYOUTS:
@@ -476,9 +547,11 @@ def verify_entries(entries: list[VideoEntry], workers: int = 1) -> tuple[list[Vi
     return good, rejected
 
 
-def report_rejected(rejected: list[Rejected], what: str = "file(s)", shown: int = 5) -> None:
-    """One logged warning naming the first few skipped files and why."""
+def report_rejected(rejected: list[Rejected], what: str = "file(s)", shown: int = 5,
+                    listed_in: Path | None = None) -> None:
+    """One logged warning naming the first few skipped files and why, and where the full list is."""
     if rejected:
         first = "; ".join(f"{p} ({r})" for p, r in rejected[:shown])
         more = f"; and {len(rejected) - shown} more" if len(rejected) > shown else ""
-        log.warning("skipped %d %s: %s%s", len(rejected), what, first, more)
+        where = f" (full list in {listed_in})" if listed_in is not None else ""
+        log.warning("skipped %d %s: %s%s%s", len(rejected), what, first, more, where)

@@ -7,7 +7,9 @@ every later epoch into memory-mapped reads. The output folder holds:
   shard-00000.npy     (n, F, H, W, 3) uint8, the clips j = k * clips_per_shard ... (k + 1) * clips_per_shard - 1
                       of the plan (n is smaller only where clips failed to decode);
   shard-00000.json    per clip: plan index, source path, start seconds, every caption of its entry;
-  index.json          the finished shards, the failures, and `complete` once every shard is written.
+  index.json          the finished shards, the failures, and `complete` once every shard is written;
+  skipped.tsv         every source item left out and why (what the scan skipped, then clips that failed to
+                      decode), one `path<TAB>reason` line each (stillmotion.data.skips).
 Each file goes to a hidden temp file first and is renamed when whole; a shard enters index.json only after both
 of its files are in place. An interrupted run therefore resumes at the first unfinished shard, redoes nothing
 finished, and writes no clip twice (clip j always belongs to shard j // clips_per_shard).
@@ -31,6 +33,7 @@ from tqdm import tqdm
 from stillmotion.data.atomic import remove_stale_temps, write_atomic, write_json
 from stillmotion.data.folder import DECODE_ERRORS, FolderClip, VideoFolder, as_size, mix_seed, open_video_dataset
 from stillmotion.data.layouts import VideoEntry
+from stillmotion.data.skips import SKIP_LIST, write_skip_list
 from stillmotion.data.video_io import VideoInfo, to_float
 
 log = logging.getLogger("stillmotion.data")
@@ -95,7 +98,7 @@ def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int
     config = {"version": PLAN_VERSION, "frames": frames, "size": [h, w], "stride": stride, "fps": fps, "crop": crop,
               "clips_per_video": clips_per_video, "clips_per_shard": clips_per_shard, "seed": seed}
     index_path = out / "index.json"
-    entries = _plan(source, out, config, layout=layout, split=split)
+    entries, rejected = _plan(source, out, config, layout=layout, split=split)
     dataset = VideoFolder(entries, frames=frames, size=(h, w), stride=stride, fps=fps, clip="center", crop=crop,
                           seed=seed)
     remove_stale_temps(out)  # what an interrupted run was writing: redone below
@@ -134,14 +137,17 @@ def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int
             TextEncoder(text_encoder).save_cache(out / TEXT_CACHE, captions)
     index["complete"] = True
     write_json(index_path, index)
+    listed_in = write_skip_list(out / SKIP_LIST, rejected + [(Path(p), r) for p, r in index["failures"]])
     if index["failures"]:
-        log.warning("%s: %d clip(s) failed to decode and were left out, e.g. %s", out, len(index["failures"]),
-                    index["failures"][0])
+        log.warning("%s: %d clip(s) failed to decode and were left out, e.g. %s (full list in %s)", out,
+                    len(index["failures"]), index["failures"][0], listed_in)
     return out
 
 
-def _plan(source, out: Path, config: dict, **open_kwargs) -> list[VideoEntry]:
-    """The entries to cut clips from: read from out/plan.json when resuming, else found in `source` and saved."""
+def _plan(source, out: Path, config: dict, **open_kwargs) -> tuple[list[VideoEntry], list[tuple[Path, str]]]:
+    """The entries to cut clips from and the (path, reason) of what the scan skipped: read from out/plan.json
+    when resuming, else found in `source` and saved (the skip list goes to out/SKIP_LIST at once, so that a
+    scan that finds nothing usable still leaves the whole list)."""
     plan_path = out / "plan.json"
     if plan_path.is_file():
         plan = _load_json(plan_path)
@@ -149,18 +155,18 @@ def _plan(source, out: Path, config: dict, **open_kwargs) -> list[VideoEntry]:
             raise ValueError(f"{out} was prepared with {plan['config']}, not {config}; pass the same settings to "
                              "resume, or choose a new output folder")
         log.info("%s: resuming (%d entries from the plan)", out, len(plan["entries"]))
-        return [_entry_from_json(d) for d in plan["entries"]]
-    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".")):
+        return [_entry_from_json(d) for d in plan["entries"]], [(Path(p), r) for p, r in plan.get("rejected", [])]
+    if out.exists() and any(p for p in out.iterdir() if not p.name.startswith(".") and p.name != SKIP_LIST):
         raise ValueError(f"{out} is not empty and holds no plan.json; choose an empty or new output folder")
     dataset = open_video_dataset(source, frames=config["frames"], size=config["size"], stride=config["stride"],
                                  fps=config["fps"], clip="center", crop=config["crop"], seed=config["seed"],
-                                 **open_kwargs)
+                                 skip_list=out / SKIP_LIST, **open_kwargs)
     if not isinstance(dataset, VideoFolder):
         raise ValueError(f"{source} is already a preprocess output; train on it directly")
     write_json(plan_path, {"config": config, "source": str(source),
                            "entries": [_entry_to_json(e) for e in dataset.entries],
                            "rejected": [[str(p), r] for p, r in dataset.rejected]})
-    return dataset.entries
+    return dataset.entries, list(dataset.rejected)
 
 
 def _write_shard(out: Path, name: str, js: list[int], results: list, entries: list[VideoEntry],
@@ -215,7 +221,9 @@ class ShardDataset(torch.utils.data.Dataset):
             self.captions += [m["captions"] for m in meta]
             self.sources += [(m["path"], m["start"]) for m in meta]
         self.offsets = np.cumsum([0] + [s["clips"] for s in self.shards]).tolist()  # first clip of each shard
-        self.failures = [tuple(f) for f in index["failures"]]
+        self.failures = [(Path(p), r) for p, r in index["failures"]]
+        plan = self.folder / "plan.json"
+        self.rejected = [(Path(p), r) for p, r in _load_json(plan).get("rejected", [])] if plan.is_file() else []
         self.text_cache = self.folder / TEXT_CACHE if (self.folder / TEXT_CACHE).is_file() else None
         self._arrays: dict[int, np.ndarray] = {}
 

@@ -44,6 +44,7 @@ from stillmotion.eval.frechet import frechet_distance, frechet_joint_distance, g
 REAL_SEED = 2 * 10**15   # reference real clips: set A = REAL_SEED + i, set B = REAL_SEED + SET_B + i
 SET_B = 10**9
 CONDITION = ("motion",)  # caption attributes the joint distance conditions on
+NOISY_BELOW = 64  # clips per set under which a report carries a caveat: the estimate is mostly sampling noise
 
 
 def metric_name(net: FeatureNet) -> str:
@@ -264,6 +265,8 @@ def evaluate_fvd(pipe, net: FeatureNet, *, n: int = 256, seed: int = 0, steps: i
                           "feature_net": net.info.get("record", {}).get("commands", []) if hasattr(net, "info")
                           else []}
     report["seconds_generating"] = round(seconds, 1)
+    if n < NOISY_BELOW:  # the bias ~D / n and the spread dwarf differences between models
+        report["caveat"] = f"FVD from {n} clips is noisy; use --fvd-n >= 256 for comparisons"
     if i3d is not None:
         from stillmotion.eval.i3d import i3d_features
 

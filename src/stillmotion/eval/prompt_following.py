@@ -329,6 +329,8 @@ def _fvd_lines(fvd: dict | None) -> list[str]:
         i = fvd["i3d"]
         lines.append(f"| I3D features: generated / floor | {i['generated']:.2f} / {i['floor']:.2f} | "
                      f"{i['generated'] / max(i['floor'], 1e-12):.1f} |" + (" | |" if joint else ""))
+    if "caveat" in fvd:
+        lines += ["", f"**Caveat:** {fvd['caveat']}."]
     lines += ["", f"{name} is the Fréchet distance of the feature network's embeddings (stillmotion.eval.fvd); "
               "it is not comparable with FVD values in the literature. Time reversal maps the world (almost) onto "
               "itself (a reversed left-mover is a right-mover), so its row stays near the floor by design; the joint "

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from stillmotion.data.skips import entry_problem
 from stillmotion.data.video_io import VIDEO_SUFFIXES, as_frames, read_video
 
 FLOW_METHODS = ("farneback", "dis")
@@ -250,20 +251,26 @@ def temporal_report(video, *, method: str = "farneback", static_px: float = 0.2,
 
 
 def evaluate_videos(folder: str | os.PathLike, *, method: str = "farneback", num_frames: int | None = None,
-                    static_px: float = 0.2, moving_px: float | None = None, top_fraction: float = 0.05) -> dict:
+                    static_px: float = 0.2, moving_px: float | None = None, top_fraction: float = 0.05,
+                    progress: bool = False) -> dict:
     """Temporal metrics of every video file in a folder (not its subfolders), with the settings that made them.
 
-    Files with a video suffix (VIDEO_SUFFIXES) are read with `read_video`; those that cannot be read or scored
-    are skipped and reported with the reason. Hidden files and other suffixes are listed as ignored.
+    Entries with a video suffix (VIDEO_SUFFIXES) are read with `read_video`; those that cannot be read or scored
+    are skipped and reported with the reason, and so are symlink loops, dangling links, FIFOs and unreadable
+    files (checked with `skips.entry_problem`, never opened). Hidden files and other suffixes are listed as
+    ignored; subfolders are passed over.
 
     Args:
         folder: the folder. num_frames: read at most this many frames of each video (None: all).
         method, static_px, moving_px, top_fraction: as in `temporal_report`.
+        progress: show a progress bar (one step per video) on stderr.
 
     Returns:
         {"folder", "settings": {...}, "videos": {file name: temporal_report}, "mean": {metric: mean over scored
          videos, ignoring NaN}, "skipped": {file name: reason}, "ignored": [file names]}.
     """
+    from tqdm import tqdm
+
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: not a folder; pass the folder that holds the videos to evaluate")
@@ -271,11 +278,19 @@ def evaluate_videos(folder: str | os.PathLike, *, method: str = "farneback", num
         raise ValueError(f"unknown flow method '{method}'; choose one of {', '.join(FLOW_METHODS)}")
     settings = {"method": method, "num_frames": num_frames, "static_px": static_px, "moving_px": moving_px,
                 "top_fraction": top_fraction}
-    videos, skipped, ignored = {}, {}, []
-    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+    videos, skipped, ignored, todo = {}, {}, [], []
+    for path in sorted(folder.iterdir()):
+        if path.is_dir():  # follows links; False for a loop or a dangling link, which are reported below
+            continue
         if path.name.startswith(".") or path.suffix.lower() not in VIDEO_SUFFIXES:
             ignored.append(path.name)
             continue
+        problem = entry_problem(path)
+        if problem is None:
+            todo.append(path)
+        else:
+            skipped[path.name] = problem
+    for path in tqdm(todo, unit="video", disable=not progress):
         try:
             frames = read_video(path, num_frames=num_frames)
             videos[path.name] = temporal_report(frames, method=method, static_px=static_px, moving_px=moving_px,

@@ -133,7 +133,8 @@ def _train_stage(stage: Stage, out: Path, budget: dict, points: int, judge, offs
         overrides["init_from"] = str(done[stage.init_from])
     config_for = lambda part: make_config(preset, {**overrides, "minutes": None, "steps": None, **part,
                                                    "ckpt_minutes": 1e9})
-    _, curve, trained = train_in_segments(config_for, budget, points, judge=judge, share=stage.share)
+    _, curve, trained = train_in_segments(config_for, budget, points, judge=judge, share=stage.share,
+                                          overwrite=True)  # an arm run again (--merge) replaces its old run
     done[stage.name] = out
     return [(offset + m, scores) for m, scores in curve], trained
 

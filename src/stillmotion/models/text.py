@@ -99,7 +99,27 @@ class TextEncoder:
         self._load()
         return self._dim
 
+    def _token_counts(self, prompts: list[str]) -> list[int]:
+        """Tokens per prompt after truncation ([CLS] and [SEP] included)."""
+        if isinstance(self._model, bert.BertEncoder):
+            return self._model.tokenize(prompts, self.max_length)[1].sum(1).tolist()
+        ids = self._tokenizer(prompts, truncation=True, max_length=self.max_length)["input_ids"]
+        return [len(i) for i in ids]
+
     def _encode_uncached(self, prompts: list[str]) -> list[Tensor]:
+        """Each prompt's (L_i, D) embedding, a function of the prompt alone: prompts are encoded in groups of
+        equal token count, without padding. (Padding a prompt to a longer neighbour's length changed its
+        embedding by ~1e-6, so a run resumed with an empty cache drifted from the uninterrupted one.)"""
+        groups: dict[int, list[int]] = {}
+        for i, n in enumerate(self._token_counts(prompts)):
+            groups.setdefault(n, []).append(i)
+        out: list[Tensor] = [None] * len(prompts)  # type: ignore[list-item]
+        for members in groups.values():
+            for i, e in zip(members, self._encode_padded([prompts[i] for i in members])):
+                out[i] = e
+        return out
+
+    def _encode_padded(self, prompts: list[str]) -> list[Tensor]:
         # Normal (not inference-mode) tensors even when called under torch.inference_mode, so cached
         # embeddings can later feed a training step.
         with torch.inference_mode(False), torch.no_grad():
@@ -176,6 +196,21 @@ class TextEncoder:
             raise ValueError(f"word_positions: '{word}' falls outside the first {self.max_length} tokens of "
                              f"'{prompt}'")
         return rows
+
+    def cut_text(self, prompt: str) -> str:
+        """The end of `prompt` that falls past the first `max_length` tokens, which the encoder never sees
+        ("" when the whole prompt fits)."""
+        self._load()
+        if isinstance(self._model, bert.BertEncoder):
+            tokens = self._model.tokenize([prompt], 1 << 30)[1].shape[1]  # untruncated length
+            spans = self._model.tokenize([prompt], self.max_length)[2][0]
+        else:
+            tokens = len(self._tokenizer(prompt)["input_ids"])
+            spans = self._tokenizer(prompt, return_offsets_mapping=True, truncation=True,
+                                    max_length=self.max_length)["offset_mapping"] if tokens > self.max_length else []
+        if tokens <= self.max_length:
+            return ""
+        return prompt[max(b for _, b in spans):].strip()
 
     def empty(self, batch: int = 1) -> tuple[Tensor, Tensor]:
         """Embedding of the empty prompt "" (the unconditional branch of classifier-free guidance).

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from stillmotion.cond import Cond
+from stillmotion.fieldtypes import field_problem
 from stillmotion.models.layers import (
     CrossAttention,
     Downsample,
@@ -202,6 +203,9 @@ class UNetConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"UNetConfig: unknown keys {unknown}; known keys are {sorted(known)}")
+        problem = field_problem(d, cls)  # JSON types: 32.0 is no head_dim, "0.5" no dropout
+        if problem:
+            raise ValueError(f"UNetConfig: {problem}")
         return cls(**d)
 
 

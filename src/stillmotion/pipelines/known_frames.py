@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from stillmotion.data.folder import crop_resize
+from stillmotion.data.images import read_image
 from stillmotion.data.video_io import read_video, to_float
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -45,6 +46,36 @@ def keep_mask(keep: str, frames: int) -> torch.Tensor:
     return mask
 
 
+def keep_task(keep: str) -> str:
+    """The frame task (train/tasks.py) a `keep` spec asks the model for."""
+    kind, _, arg = keep.partition(":")
+    if kind == "every":
+        return "interpolate"
+    return "i2v" if arg in ("", "1") else "predict"
+
+
+TASK_WORDS = {"i2v": "image-to-video", "predict": "continuing a video", "interpolate": "filling in between keyframes"}
+
+
+def untrained_task(info: dict, keep: str) -> str | None:
+    """Why a model (its checkpoint config `info`) cannot do what `keep` asks, or None when it was trained for it.
+
+    A model that never saw known frames keeps them (they are pasted in) but draws the rest as if they were not
+    there: an image given for frame 0 is followed by an unrelated clip. Continuing from one frame is
+    image-to-video, so either task serves `first`. A config without a training record is given the benefit
+    of the doubt.
+    """
+    if not isinstance(info.get("train"), dict):
+        return None
+    tasks = info["train"].get("tasks") or {"t2v": 1.0}  # the default of TrainConfig.tasks
+    task = keep_task(keep)
+    serving = ("i2v", "predict") if task == "i2v" else (task,)
+    if any(float(tasks.get(t, 0)) > 0 for t in serving):
+        return None
+    return (f"this model was not trained for {TASK_WORDS[task]} (its config.json's train.tasks {tasks} has no "
+            f"'{task}' weight), so it would keep the given frames and draw the rest unrelated to them")
+
+
 def load_known_frames(path: str | os.PathLike, keep: str, frames: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Read the known frames from an image or a video, cropped and resized to the model's size.
 
@@ -58,10 +89,7 @@ def load_known_frames(path: str | os.PathLike, keep: str, frames: int, size: int
     if path.suffix.lower() in IMAGE_SUFFIXES:
         if keep != "first":
             raise ValueError(f"'{path.name}' is an image: it can only be the first frame (keep 'first', not '{keep}')")
-        from PIL import Image
-
-        with Image.open(path) as im:
-            source = np.array(im.convert("RGB"))[None]  # (1, H, W, 3), a writable copy
+        source = read_image(path)[None]  # (1, H, W, 3), every mode and bit depth (data/images.py)
     else:
         needed = int(torch.nonzero(mask).max()) + 1
         source = read_video(path, num_frames=needed)  # (<= needed, H, W, 3)

@@ -7,6 +7,7 @@ Known frames (image-to-video, interpolation, prediction) enter through the same 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import torch
@@ -53,11 +54,16 @@ class TextToVideo:
         from stillmotion.train import checkpoint
 
         path = shipped_model_path() if path is None else Path(path)
-        config = checkpoint.load_config(path)
+        config = checkpoint.load_config(path, required=checkpoint.REQUIRED)  # every field checked by type
         model_cfg = {k: v for k, v in config["model"].items() if k != "arch"}
         net = build_unet(UNetConfig.from_dict(model_cfg))
         weights = {k: v.float() for k, v in checkpoint.load_weights(path).items()}  # float16 release -> float32
-        missing, unexpected = net.load_state_dict(weights, strict=False)
+        try:
+            missing, unexpected = net.load_state_dict(weights, strict=False)
+        except RuntimeError as e:  # shapes that differ: a multi-line report, of which the first error is enough
+            first = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
+            raise ValueError(f"checkpoint '{path}': model.safetensors does not fit its config.json ({first}); "
+                             "copy or export the checkpoint again") from e
         if missing or unexpected:
             raise ValueError(f"checkpoint '{path}' does not fit its own config: missing {missing[:5]}, "
                              f"unexpected {unexpected[:5]}")
@@ -72,6 +78,12 @@ class TextToVideo:
         return next(self.denoiser.parameters()).device
 
     def encode(self, prompts: list[str]) -> Cond:
+        """Token embeddings of the prompts; a warning names what a prompt loses past the encoder's max_length."""
+        for prompt in dict.fromkeys(prompts):
+            cut = self.text.cut_text(prompt)
+            if cut:  # a long preamble would otherwise silently erase "moving up" from the prompt and the plan
+                warnings.warn(f"the prompt is longer than the text encoder's {self.text.max_length} tokens, so it "
+                              f"never sees '{cut}'; shorten the prompt (put the motion early)", stacklevel=3)
         emb, mask = self.text.encode(prompts)
         return Cond(text=emb.to(self.device), text_mask=mask.to(self.device))
 

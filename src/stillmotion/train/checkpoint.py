@@ -8,16 +8,30 @@ name `checkpoint.old/`, which `resolve` also finds). Loading needs only the path
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import torch as safetensors_torch
+from safetensors.torch import load_file
 from torch import nn
 
 from stillmotion import __version__
 
 FORMAT = "stillmotion-checkpoint/1"
+
+
+def save_file(tensors: dict, filename: str, metadata: dict | None = None) -> None:
+    """safetensors' `save_file`, leaving the file readable as the umask allows (0644 under the usual 022).
+
+    safetensors 0.8 creates its files with mode 0600 whatever the umask, so an exported model could not be read
+    by the other users of a shared folder or by a web server.
+    """
+    safetensors_torch.save_file(tensors, filename, metadata=metadata)
+    umask = os.umask(0)  # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    os.chmod(filename, 0o666 & ~umask)
 
 
 def _found(path: Path) -> Path | None:
@@ -62,13 +76,20 @@ def save(run_dir: str | Path, *, weights: nn.Module | dict, config: dict,
     final, tmp, old = run_dir / "checkpoint", run_dir / "checkpoint.tmp", run_dir / "checkpoint.old"
     if tmp.exists():
         shutil.rmtree(tmp)
-    tmp.mkdir()
     state = weights.state_dict() if isinstance(weights, nn.Module) else weights
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / "model.safetensors"),
-              metadata={"format": FORMAT})
-    (tmp / "config.json").write_text(json.dumps({"format": FORMAT, "version": __version__, **config}, indent=2))
-    if training_state is not None:
-        torch.save(training_state, tmp / "training_state.pt")
+    try:
+        tmp.mkdir()
+        save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp / "model.safetensors"),
+                  metadata={"format": FORMAT})
+        (tmp / "config.json").write_text(json.dumps({"format": FORMAT, "version": __version__, **config}, indent=2))
+        if training_state is not None:
+            torch.save(training_state, tmp / "training_state.pt")
+    except Exception as e:  # a full or failing disk: safetensors, torch.save and json each say it differently
+        shutil.rmtree(tmp, ignore_errors=True)  # never leave a partial copy filling the disk
+        kept = f"the last good checkpoint in '{final}' is kept" if exists(run_dir) else "no checkpoint was saved yet"
+        need = sum(v.numel() * v.element_size() for v in state.values()) * (3 if training_state else 1) / 2**20
+        raise OSError(f"could not write a checkpoint into '{run_dir}' ({' '.join(str(e).split())[:200]}); {kept}. "
+                      f"Free disk space (a checkpoint needs about {need:.0f} MB) and continue with --resume") from e
     if final.exists():
         if old.exists():
             shutil.rmtree(old)
@@ -79,19 +100,101 @@ def save(run_dir: str | Path, *, weights: nn.Module | dict, config: dict,
     return final
 
 
-def load_config(path: str | Path) -> dict:
+def load_config(path: str | Path, *, required: tuple[str, ...] = ()) -> dict:
+    """The checkpoint's config.json, its sections checked by type: an error names the file and the field.
+
+    Args:
+        required: sections that must be there (REQUIRED: all that building and sampling the model read).
+    """
     folder = resolve(path)
+    file = folder / "config.json"
     try:
-        config = json.loads((folder / "config.json").read_text())
-    except json.JSONDecodeError as e:
-        raise ValueError(f"'{folder / 'config.json'}' is not valid JSON ({e}); the checkpoint is damaged") from e
-    if not str(config.get("format", "")).startswith("stillmotion-checkpoint"):
+        config = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"'{file}' is not valid JSON ({e}); the checkpoint is damaged: copy or export it "
+                         "again") from e
+    if not isinstance(config, dict) or not str(config.get("format", "")).startswith("stillmotion-checkpoint"):
         raise ValueError(f"'{folder}' is not a stillmotion checkpoint (config.json has no stillmotion format tag)")
+    problem = config_problem(config, required)
+    if problem:
+        raise ValueError(f"'{file}': {problem}; correct that field, or copy or export the checkpoint again")
     return config
 
 
+# the sections sampling reads besides "model" (a UNetConfig): field -> (type, required)
+SECTIONS = {
+    "diffusion": {"parameterization": (str, True), "sigma_data": (float, True), "data_mean": (float, False),
+                  "noise_warp": (float, False)},
+    "text_encoder": {"name": (str, True), "dim": (int, False)},
+    "data": {"world": (str | None, False), "data": (str | None, False), "frames": (int, True), "size": (int, True)},
+    "sampling": {"strategy": (str, False)},
+}
+REQUIRED = ("model", "diffusion", "text_encoder", "data")
+
+
+def config_problem(config: dict, required: tuple[str, ...] = ()) -> str | None:
+    """The first thing wrong with a checkpoint config's sections, in one line (None if nothing); sections that
+    are absent are checked only when `required`."""
+    for name in (*REQUIRED, "sampling", "train", "record"):
+        if name not in config and name in required:
+            return f"the '{name}' section is missing"
+        if name in config and not isinstance(config[name], dict):
+            return f"'{name}' must be an object ({{...}}), got {type(config[name]).__name__}"
+    for name, fields in SECTIONS.items():
+        problem = _section_problem(config[name], fields, name) if name in config else None
+        if problem:
+            return problem
+    return _values_problem(config)
+
+
+def _values_problem(config: dict) -> str | None:
+    """Values of the right type that still cannot be: a model config its U-Net refuses, a negative sigma_data."""
+    from stillmotion.diffusion.denoiser import PARAMETERIZATIONS
+    from stillmotion.models.unet import UNetConfig
+
+    model, diffusion, data = (config.get(name, {}) for name in ("model", "diffusion", "data"))
+    if model.get("arch", "spacetime-unet") != "spacetime-unet":
+        return f"model.arch: expected 'spacetime-unet', got {model['arch']!r}"
+    try:
+        if model:
+            UNetConfig.from_dict({k: v for k, v in model.items() if k != "arch"})
+    except (ValueError, TypeError) as e:
+        return "model." + str(e).removeprefix("UNetConfig: ")
+    if diffusion.get("parameterization", "v") not in PARAMETERIZATIONS:
+        return (f"diffusion.parameterization: expected one of {list(PARAMETERIZATIONS)}, got "
+                f"{diffusion['parameterization']!r}")
+    if not diffusion.get("sigma_data", 1) > 0 or not 0 <= diffusion.get("noise_warp", 0) <= 1:
+        return f"diffusion: sigma_data must be > 0 and noise_warp in [0, 1] (got {diffusion})"
+    if data.get("frames", 1) < 1 or data.get("size", 8) < 8 or data.get("size", 8) % 8:
+        return f"data: frames must be >= 1 and size a multiple of 8 (got {data})"
+    return None
+
+
+def _section_problem(section: dict, fields: dict, name: str) -> str | None:
+    """A field of one section that is unknown, missing or of the wrong type (SECTIONS gives the fields)."""
+    from stillmotion.fieldtypes import fits, type_name
+
+    unknown = sorted(set(section) - set(fields))
+    if unknown:
+        return f"{name}: unknown field(s) {unknown}; known fields are {sorted(fields)}"
+    for field, (typ, required) in fields.items():
+        if field not in section and required:
+            return f"{name}.{field} is missing (expected {type_name(typ)})"
+        if field in section and not fits(section[field], typ):
+            value = section[field]
+            return f"{name}.{field}: expected {type_name(typ)}, got {value!r} ({type(value).__name__})"
+    return None
+
+
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    return load_file(str(resolve(path) / "model.safetensors"))
+    """The checkpoint's weights; a file that does not load (truncated, not safetensors) is named in the error."""
+    file = resolve(path) / "model.safetensors"
+    try:
+        return load_file(str(file))
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type (and OSError)
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise ValueError(f"'{file}' does not load ({reason}): the checkpoint is damaged (a truncated or "
+                         "interrupted copy?); copy or export it again, or retrain") from e
 
 
 def load_training_state(path: str | Path) -> dict:

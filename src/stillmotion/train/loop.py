@@ -39,7 +39,7 @@ from stillmotion.models.planner import plan_loss
 from stillmotion.models.registry import build_unet, count_params
 from stillmotion.models.text import TextEncoder
 from stillmotion.models.unet import TEMPORAL_KEYS, add_coord_inputs
-from stillmotion.train import checkpoint, dist
+from stillmotion.train import checkpoint, dist, run_folder
 from stillmotion.train.config import TrainConfig, save_json
 from stillmotion.train.ema import EMA
 from stillmotion.train.flow_consistency import FlowCache, flow_consistency_loss, noise_weight
@@ -221,8 +221,10 @@ def make_source(cfg: TrainConfig):
     `open_video_dataset` opens: a captioned folder, UCF-101, Kinetics, curate's kept.jsonl, a preprocess cache)."""
     if cfg.data is not None:
         from stillmotion.data.folder import open_video_dataset
+        from stillmotion.data.skips import SKIP_LIST
 
-        return open_video_dataset(cfg.data, frames=cfg.frames, size=cfg.size, seed=cfg.seed)
+        return open_video_dataset(cfg.data, frames=cfg.frames, size=cfg.size, seed=cfg.seed,
+                                  skip_list=Path(cfg.out) / SKIP_LIST if dist.is_main() else None)
     kwargs = dict(size=cfg.size, frames=cfg.frames)
     if cfg.world == "shapes":
         kwargs["p_two"] = cfg.p_two
@@ -276,10 +278,19 @@ def stages(cfg: TrainConfig) -> list[TrainConfig]:
     return [image, video]
 
 
-def train(cfg: TrainConfig, *, resume: bool = False) -> Path:
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
     """Train a text-to-video model (each of its `stages`); return the checkpoint folder. Ctrl-C saves a
     checkpoint before exiting; `resume` continues where it stopped (a finished image stage is not trained again).
+    The run folder is locked while training, and a folder that holds a run is refused unless `resume` or
+    `overwrite` (which moves the old run aside; train/run_folder.py).
     torch's thread count is the caller's again afterwards (a run may set its own: `threads`, `main_threads`)."""
+    main = int(os.environ.get("RANK", "0")) == 0  # dist.init() comes later, in _train
+    owner = run_folder.claim(cfg.out, resume=resume, overwrite=overwrite) if main else contextlib.nullcontext()
+    with owner:
+        return _train_stages(cfg, resume=resume)
+
+
+def _train_stages(cfg: TrainConfig, *, resume: bool) -> Path:
     before = torch.get_num_threads()
     runs = stages(cfg)
     if len(runs) > 1 and dist.is_main():  # what `--resume` reads back before the video stage has a checkpoint
@@ -398,6 +409,9 @@ def _train(cfg: TrainConfig, *, resume: bool) -> Path:
     log_path = out / "log.csv"
     logger = None
     if dist.is_main():
+        if resume:  # rows a killed run logged after its last checkpoint come again: keep the checkpoint's
+            for csv_path in (log_path, out / "probe.csv"):
+                run_folder.trim_csv(csv_path, step)
         new_log = not (resume and log_path.exists())
         log_file = open(log_path, "w" if new_log else "a", newline="")  # noqa: SIM115
         logger = csv.writer(log_file)

@@ -32,7 +32,7 @@ def segment_budgets(budget: dict, points: int, share: float = 1.0) -> list[dict]
 
 def train_in_segments(config_for: Callable[[dict], TrainConfig], budget: dict, points: int, *,
                       judge: Callable[[Path], dict] | None = None,
-                      share: float = 1.0) -> tuple[Path, list[tuple[float, dict]], float]:
+                      share: float = 1.0, overwrite: bool = False) -> tuple[Path, list[tuple[float, dict]], float]:
     """Train a run in `points` segments, calling `judge(run folder)` after each.
 
     Args:
@@ -40,13 +40,14 @@ def train_in_segments(config_for: Callable[[dict], TrainConfig], budget: dict, p
         budget: the whole run's budget, {"minutes": M} or {"steps": N}.
         judge: scores a checkpoint folder (None: train in one go, no curve).
         share: the fraction of `budget` this run gets.
+        overwrite: a run already in the folder is moved aside (train/run_folder.py) instead of refused.
 
     Returns:
         (run folder, [(training minutes so far, judge's scores)], training minutes of the whole run).
     """
     curve, run = [], None
     for j, part in enumerate(segment_budgets(budget, points if judge else 1, share)):
-        run = train(config_for(part), resume=j > 0)
+        run = train(config_for(part), resume=j > 0, overwrite=overwrite and j == 0)
         minutes = load_config(run)["record"]["wall_clock_s"] / 60
         if judge is not None:
             curve.append((minutes, judge(run)))
