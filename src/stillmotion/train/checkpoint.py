@@ -86,10 +86,12 @@ def save(run_dir: str | Path, *, weights: nn.Module | dict, config: dict,
             torch.save(training_state, tmp / "training_state.pt")
     except Exception as e:  # a full or failing disk: safetensors, torch.save and json each say it differently
         shutil.rmtree(tmp, ignore_errors=True)  # never leave a partial copy filling the disk
-        kept = f"the last good checkpoint in '{final}' is kept" if exists(run_dir) else "no checkpoint was saved yet"
-        need = sum(v.numel() * v.element_size() for v in state.values()) * (3 if training_state else 1) / 2**20
+        kept, then = (f"the last good checkpoint in '{final}' is kept", "continue with --resume") if exists(run_dir) \
+            else ("no checkpoint was saved yet", "run again")
+        copies = 5 if training_state else 1  # the EMA weights; + raw weights, two Adam moments, EMA in the state
+        need = sum(v.numel() * v.element_size() for v in state.values()) * copies / 2**20
         raise OSError(f"could not write a checkpoint into '{run_dir}' ({' '.join(str(e).split())[:200]}); {kept}. "
-                      f"Free disk space (a checkpoint needs about {need:.0f} MB) and continue with --resume") from e
+                      f"Free disk space (a checkpoint needs about {need:.0f} MB) and {then}") from e
     if final.exists():
         if old.exists():
             shutil.rmtree(old)
