@@ -154,7 +154,7 @@ def _evaluate_videos(args: argparse.Namespace, out) -> int:
 
 
 def _add_evaluate(subparsers) -> None:
-    from stillmotion.data.captions import DIRECTIONS
+    from stillmotion.data.shapes import MOTIONS
     from stillmotion.diffusion.samplers import SAMPLERS
     from stillmotion.pipelines.text_to_video import STRATEGIES
 
@@ -167,8 +167,11 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--seed", type=random_seed, default=0, help="prompt and sampling seed, 0 .. 2**63 - 1")
     p.add_argument("--split", nargs="+", default=["heldout", "train"], choices=["heldout", "train", "canonical"],
                    help="prompt wordings: held-out (never in training captions), train, canonical")
-    p.add_argument("--directions", nargs="+", default=None, choices=list(DIRECTIONS), metavar="DIRECTION",
-                   help="ask only these directions (default: all 8), for a model trained on a world restricted to them")
+    p.add_argument("--motions", "--directions", dest="directions", nargs="+", default=None, choices=list(MOTIONS),
+                   metavar="MOTION",
+                   help="ask only these motions (default: the 8 directions): any of the directions, e.g. for a model "
+                        "trained on a world restricted to them, and static, bouncing, growing, shrinking, rotating "
+                        "(read by the pixel probe's read_motion)")
     p.add_argument("--strategy", default=None, choices=STRATEGIES,
                    help="sampling strategy (default: the model's own, from its config.json)")
     p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")

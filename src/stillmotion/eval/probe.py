@@ -77,3 +77,76 @@ def read_clip(video: np.ndarray, *, threshold: int = 90, static_px: float | None
     else:
         direction = compass(dx, dy)
     return ClipReading(colour, direction, (dx, dy), area_cv, drift, float(steps.max()), 1.0)
+
+
+OTHER_MOTIONS = ("static", "bouncing", "growing", "shrinking", "rotating")  # the world's motions besides gliding
+
+
+@dataclass
+class MotionReading:
+    motion: str | None      # a compass direction (a glide) or one of OTHER_MOTIONS; None if the object vanished
+    area_ratio: float       # mean foreground area of the last third of the clip over that of the first third
+    reversal: float         # pixels the centroid came back along x or y (0 for a glide, > 0 after a bounce)
+    turn: float             # 1 - the lowest IoU of a frame's mask, moved onto frame 0's centroid, with frame 0's
+    displacement: tuple     # (dx, dy) in pixels, last third minus first third
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _reversal(p: np.ndarray) -> float:
+    """How far a 1-D path came back: its range minus its net travel (0 for a path that never turns)."""
+    return float(np.ptp(p) - abs(p[-1] - p[0]))
+
+
+def _turn(fg: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> float:
+    """1 - min over frames of the IoU of the frame's mask, shifted by whole pixels onto frame 0's centroid, with
+    frame 0's mask: 0 for a shape that only moves, about 0.3 for a square turned by 45 degrees."""
+    worst = 1.0
+    for f in range(1, len(fg)):
+        shifted = np.roll(fg[f], (int(round(cy[0] - cy[f])), int(round(cx[0] - cx[f]))), axis=(0, 1))
+        union = (shifted | fg[0]).sum()
+        worst = min(worst, float((shifted & fg[0]).sum() / union) if union else 1.0)
+    return 1.0 - worst
+
+
+def read_motion(video: np.ndarray, *, threshold: int = 90, static_px: float | None = None, growth: float = 1.4,
+                reversal_px: float | None = None, turn: float = 0.2) -> MotionReading:
+    """Which of the shapes world's motions a single-object clip on a dark background shows.
+
+    In this order: growing / shrinking when the foreground area changes by more than `growth` (area ratio of the
+    last third to the first); bouncing when the centroid comes back more than `reversal_px` along x or y
+    (default 6% of the width); a compass direction when it travels `static_px` or more (as `read_clip`);
+    rotating when the mask, held still, changes by more than `turn` (1 - IoU); else static. Thresholds are set
+    between the world's motion amounts (data/shapes.py: growth 1.6-2.4x in size, i.e. 2.6-5.8x in area; turns of
+    60-150 degrees; bounces reflect a path of 0.9-1.8 canvas widths); tests/test_probe.py measures the reading
+    on the world's own clips.
+
+    Args:
+        video: (F, H, W, 3) uint8.
+    """
+    f, h, w, _ = video.shape
+    static_px = 0.06 * w if static_px is None else static_px
+    reversal_px = 0.06 * w if reversal_px is None else reversal_px
+    fg = video.max(axis=-1) > threshold                                    # (F, H, W)
+    area = fg.sum(axis=(1, 2)).astype(np.float64)                           # (F,)
+    if f < 2 or not (area > 0).all():
+        return MotionReading(None, math.nan, math.nan, math.nan, (0.0, 0.0))
+    ys, xs = np.mgrid[0:h, 0:w]
+    cx = (fg * xs).sum(axis=(1, 2)) / area                                  # (F,)
+    cy = (fg * ys).sum(axis=(1, 2)) / area
+    third = max(1, f // 3)
+    ratio = float(area[-third:].mean() / area[:third].mean())
+    dx, dy = float(cx[-third:].mean() - cx[:third].mean()), float(cy[-third:].mean() - cy[:third].mean())
+    back, turned = max(_reversal(cx), _reversal(cy)), _turn(fg, cx, cy)
+    if ratio > growth or ratio < 1 / growth:
+        motion = "growing" if ratio > 1 else "shrinking"
+    elif back > reversal_px:
+        motion = "bouncing"
+    elif math.hypot(dx, dy) >= static_px:
+        motion = compass(dx, dy)
+    elif turned > turn:
+        motion = "rotating"
+    else:
+        motion = "static"
+    return MotionReading(motion, ratio, back, turned, (dx, dy))

@@ -29,9 +29,9 @@ import numpy as np
 import torch
 
 from stillmotion.data.captions import DIRECTIONS, HELDOUT_WORDS, canonical_caption, make_caption
-from stillmotion.data.shapes import COLOURS, DEFAULT_SHAPES, labels_from_attributes
+from stillmotion.data.shapes import COLOURS, DEFAULT_SHAPES, MOTIONS, ROTATES_VISIBLY, labels_from_attributes
 from stillmotion.data.video_io import to_uint8
-from stillmotion.eval.probe import compass, read_clip
+from stillmotion.eval.probe import compass, read_clip, read_motion
 from stillmotion.eval.temporal import temporal_report
 
 TEMPORAL_KEYS = ("warping_error", "flicker", "dynamic_degree")  # from eval.temporal, averaged over clips
@@ -40,15 +40,17 @@ JUMP_FRACTION = 0.2  # a clip "jumps" when its centroid moves more than this fra
 
 def single_object_prompts(n: int, *, seed: int = 0, split: str = "heldout", directions=None
                           ) -> list[tuple[str, dict]]:
-    """n (prompt, target) pairs covering every colour x direction pair as evenly as n allows."""
+    """n (prompt, target) pairs covering every colour x direction pair as evenly as n allows. `directions` may
+    name any of the world's MOTIONS (static, bouncing, growing, shrinking, rotating as well as the 8 glides)."""
     if split not in ("heldout", "train", "canonical"):
         raise ValueError(f"unknown prompt split '{split}'; choose heldout, train or canonical")
     rng = np.random.default_rng(seed)
     pairs = list(itertools.product(COLOURS, directions or DIRECTIONS))
     out = []
     for i in range(n):
-        colour, direction = pairs[i % len(pairs)]
-        shape = DEFAULT_SHAPES[int(rng.integers(len(DEFAULT_SHAPES)))]
+        colour, direction = pairs[i % len(pairs)]  # "direction": any of the world's MOTIONS
+        shapes = [s for s in DEFAULT_SHAPES if s in ROTATES_VISIBLY] if direction == "rotating" else DEFAULT_SHAPES
+        shape = shapes[int(rng.integers(len(shapes)))]  # (a turning circle shows nothing)
         speed = ("slow", "fast")[int(rng.integers(2))]
         labels = labels_from_attributes(colour, shape, direction, speed)
         if split == "canonical":
@@ -90,6 +92,8 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
         net = _feature_readings(feature_net, videos, chunk)
         for j, ((prompt, target), video, judged) in enumerate(zip(chunk, to_uint8(videos.cpu()), net)):
             r = read_clip(video)
+            if target["direction"] not in DIRECTIONS:  # static, bouncing, growing, ...: read by read_motion
+                r.direction = read_motion(video).motion
             t = temporal_report(video) if video.shape[0] > 1 else {}
             rows.append({"prompt": prompt, **{f"target_{k}": v for k, v in target.items()}, **r.to_dict(),
                          **{k: t[k] for k in TEMPORAL_KEYS if k in t}, **judged,
@@ -112,7 +116,8 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
     return {
         "metric": "prompt following (pixel probe, single-object shapes prompts)",
         "protocol": {"n": n, "seed": seed, "split": split, "steps": steps, "sampler": sampler, "guidance": guidance,
-                     "judge": "stillmotion.eval.probe.read_clip", "frames": int(videos.shape[2]),
+                     "judge": "stillmotion.eval.probe.read_clip (glides), read_motion (other motions)",
+                     "frames": int(videos.shape[2]),
                      "size": int(videos.shape[-1]), "noise_warp": getattr(pipe, "noise_warp", 0.0),
                      "strategy": getattr(pipe, "strategy", "joint")},
         "colour_accuracy": frac("colour_ok"),
@@ -129,12 +134,13 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
         },
         "seconds": round(seconds, 1),
         "seconds_per_clip": round(seconds / n, 3),
-        "per_direction": _per_target(rows, "direction", DIRECTIONS),
+        "per_direction": _per_target(rows, "direction", MOTIONS),
         "per_colour": _per_target(rows, "colour", COLOURS),
         "failures": [r for r in rows if not (r["colour_ok"] and r["direction_ok"])][:20],
         **_wording_split(rows),
         **({"planner": _planner_summary(pipe, prompts)} if getattr(pipe, "plan", None) is not None
-           and getattr(pipe.denoiser.net, "planner", None) is not None else {}),
+           and getattr(pipe.denoiser.net, "planner", None) is not None
+           and any(t["direction"] in DIRECTIONS for _, t in prompts) else {}),
         **({"feature_net": _feature_summary(rows, feature_net)} if feature_net is not None else {}),
         **({"sample_sheet": Path(sheet).name} if sheet is not None and shown else {}),
     }
@@ -174,7 +180,9 @@ def _wording_split(rows: list[dict]) -> dict:
 
 
 def _planner_summary(pipe, prompts: list[tuple[str, dict]]) -> dict:
-    """How often the model's motion planner read the prompt's direction (a hint given, pointing the right way)."""
+    """How often the model's motion planner read the prompt's direction (a hint given, pointing the right way),
+    over the prompts that ask for a direction."""
+    prompts = [(p, t) for p, t in prompts if t["direction"] in DIRECTIONS]
     plans = torch.cat([pipe.plan([p for p, _ in prompts[i:i + 64]]) for i in range(0, len(prompts), 64)]).cpu()
     ok = [bool(g > 0) and compass(float(dx), float(dy)) == t["direction"]
           for (dx, dy, g, _), (_, t) in zip(plans.tolist(), prompts)]
