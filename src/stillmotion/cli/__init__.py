@@ -1,11 +1,11 @@
 """The `stillmotion` command line.
 
-One module per group of commands (generate, train, evaluate, checkpoints: info and export, data: preview, curate
-and preprocess, research: features and experiment). Each command is two small functions: `_add_<name>(subparsers)`
-declares its arguments and points `func` at `_run_<name>(args)`, which does the work; each module's `add` declares
-its commands. To add a command, write both and call the adder from `add`. Errors, bad options included, print one
-line on stderr (`stillmotion: error: ...`) and exit with status 2 (set STILLMOTION_DEBUG=1 for a traceback);
-warnings print one line (`stillmotion: warning: ...`) and the command goes on.
+One module per group of commands (generate, demo, train, evaluate, checkpoints: info and export, data: preview,
+curate and preprocess, research: features and experiment). Each command is two small functions:
+`_add_<name>(subparsers)` declares its arguments and points `func` at `_run_<name>(args)`, which does the work; each
+module's `add` declares its commands. To add a command, write both and call the adder from `add`. Errors, bad
+options included, print one line on stderr (`stillmotion: error: ...`) and exit with status 2 (set
+STILLMOTION_DEBUG=1 for a traceback); warnings print one line (`stillmotion: warning: ...`) and the command goes on.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import sys
 import warnings
 
 from stillmotion import __version__
-from stillmotion.cli import checkpoints, data, evaluate, generate, research, train
+from stillmotion.cli import checkpoints, data, demo, evaluate, generate, research, train
 from stillmotion.cli.common import HelpFormatter
 
-GROUPS = [generate, train, evaluate, checkpoints, data, research]  # the order of `stillmotion --help`
+GROUPS = [generate, demo, train, evaluate, checkpoints, data, research]  # the order of `stillmotion --help`
 
 
 class Parser(argparse.ArgumentParser):

@@ -73,6 +73,13 @@ class TextToVideo:
         return cls(Denoiser(net, diff["parameterization"], diff["sigma_data"], diff.get("data_mean", 0.0)), text,
                    frames=config["data"]["frames"], size=config["data"]["size"], info=config)
 
+    def passes(self, frames: int | None = None, strategy: str | None = None, known: bool = False) -> int:
+        """Sampler passes one call makes (`callback` is called steps x passes times): 2 for the keyframe and
+        first-frame strategies on clips (the first frame, then the clip from it), else 1. `known`: known frames
+        are given, which always samples jointly."""
+        strategy = "joint" if known else strategy or self.strategy
+        return 2 if strategy != "joint" and (frames or self.frames) > 1 else 1
+
     @property
     def device(self) -> torch.device:
         return next(self.denoiser.parameters()).device
@@ -195,8 +202,7 @@ class TextToVideo:
         if isinstance(guidance, Tensor):
             guidance = guidance.to(device)
         g = torch.Generator(device).manual_seed(seed)
-        bar = tqdm(total=steps * (1 + (strategy != "joint" and frames > 1)), desc="sampling", disable=not progress,
-                   leave=False)
+        bar = tqdm(total=steps * self.passes(frames, strategy), desc="sampling", disable=not progress, leave=False)
 
         def on_step(info):
             bar.update(1)
