@@ -246,7 +246,7 @@ def finish(result: dict, out: str):
     return write_json(out, result)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> None:  # noqa: C901 - a script's modes; untested
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     p.add_argument("--batch", type=int, default=8)

@@ -37,11 +37,12 @@ import torch
 
 from common import machine, markdown_table, setup_threads, write_json
 from peers import MODELS, build
+from stillmotion import checkpoint
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.eval.prompt_following import evaluate_prompt_following
 from stillmotion.models.text import TextEncoder
 from stillmotion.pipelines.text_to_video import TextToVideo, load
-from stillmotion.train import checkpoint, dist
+from stillmotion.train import dist
 from stillmotion.train import loop as train_loop
 from stillmotion.train.config import make_config
 from stillmotion.train.segments import train_in_segments

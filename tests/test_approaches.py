@@ -1,4 +1,5 @@
-"""`stillmotion experiment approaches` end to end on the tiny preset: every arm trains, is judged and reported."""
+"""`stillmotion experiment approaches` end to end on the tiny preset: every arm trains with its own settings, is
+judged, and the report holds what judging its saved run gives."""
 
 import json
 
@@ -8,7 +9,12 @@ pytest.importorskip("cv2")
 
 
 def test_every_arm_trains_and_lands_in_the_report(tmp_path):
+    from stillmotion import checkpoint
     from stillmotion.cli import main
+    from stillmotion.eval.prompt_following import evaluate_prompt_following
+    from stillmotion.experiments.approaches import _run_name, make_arms
+    from stillmotion.pipelines.text_to_video import load
+    from stillmotion.train.config import make_config
 
     out = tmp_path / "approaches"
     code = main(["experiment", "approaches", "--preset", "shapes-tiny", "--steps", "2", "--n", "4", "--n-curve", "2",
@@ -18,7 +24,22 @@ def test_every_arm_trains_and_lands_in_the_report(tmp_path):
     assert list(report["arms"]) == ["spacetime", "flow-consistency", "motion-hint", "motion-planner",
                                     "joint-image-video", "keyframes", "inflated (8)", "scratch (8)"]
     for name, arm in report["arms"].items():
-        assert 0 <= arm["colour_and_direction_accuracy"] <= 1 and arm["fvd"] >= 0 and arm["fjd"] >= 0, name
+        colour, direction, both = (arm[f"{k}_accuracy"] for k in ("colour", "direction", "colour_and_direction"))
+        assert both <= min(colour, direction) and arm["fvd"] >= 0 and arm["fjd"] >= 0, name
+        assert all((x * 4).is_integer() for x in (colour, direction, both)), name  # hits out of n = 4 clips
+    # each arm's run got its own settings (overrides, and the image model the inflated arm starts from) ...
+    for arm in make_arms([8], frames=make_config("shapes-tiny").frames):
+        for stage in arm.stages:
+            config = checkpoint.load_config(out / "runs" / _run_name(arm, stage))
+            assert config["record"]["finished"], (arm.name, stage.name)
+            assert all(config["train"][k] == v for k, v in stage.overrides.items()), (arm.name, stage.name)
+            start = str(out / "runs" / "image") if stage.init_from else None
+            assert config["train"]["init_from"] == start, (arm.name, stage.name)
+    # ... and the report holds what judging its saved run gives again
+    again = evaluate_prompt_following(load(out / "runs" / "spacetime-video"), n=4, seed=0, split="canonical",
+                                      steps=2, progress=False)
+    for key in ("colour_accuracy", "direction_accuracy", "colour_and_direction_accuracy"):
+        assert report["arms"]["spacetime"][key] == again[key], key
     assert len(report["arms"]["spacetime"]["curve"]) == 2  # judged after each of the 2 segments
     assert report["arms"]["inflated (8)"]["distinct_clips"] == 8
     keyframes = report["arms"]["keyframes"]

@@ -15,11 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
+from stillmotion import checkpoint
 from stillmotion.cli import main
 from stillmotion.data.images import image_to_rgb, read_image
 from stillmotion.models.registry import build_unet
 from stillmotion.pipelines.known_frames import load_known_frames
-from stillmotion.train import checkpoint
 
 
 def _config(net, tasks: dict) -> dict:

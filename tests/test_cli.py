@@ -44,9 +44,14 @@ def test_train_generate_info(tiny_run, tmp_path):
 
 
 def test_resume_from_the_cli(tiny_run):
+    from stillmotion import checkpoint
+
     r = run("train", "--out", str(tiny_run), "--resume", "--steps", "3")
     assert r.returncode == 0, r.stderr
     assert "resumed from" in r.stdout
+    assert checkpoint.load_config(tiny_run)["record"]["commands"] == [  # each command that trained it, for cards
+        f"stillmotion train --preset shapes-tiny --steps 2 --out {tiny_run}",
+        f"stillmotion train --out {tiny_run} --resume --steps 3"]
     r = run("train", "--out", str(tiny_run), "--resume", "--steps", "4", "--lr", "0.5")
     assert r.returncode == 2
     assert "only --steps, --minutes, --threads, --workers and --ckpt-minutes may change" in r.stderr
@@ -55,7 +60,7 @@ def test_resume_from_the_cli(tiny_run):
 def test_resume_a_copied_run_writes_to_the_copy(tiny_run, tmp_path):
     import shutil
 
-    from stillmotion.train import checkpoint
+    from stillmotion import checkpoint
 
     copy = tmp_path / "copy"
     shutil.copytree(tiny_run, copy)
@@ -200,7 +205,7 @@ def test_curate_preprocess_and_train_on_a_video_folder(tmp_path):
 def test_resume_a_run_stopped_in_its_image_stage(tmp_path):
     """A staged run (image_minutes) stopped before its video stage saved anything resumes from its folder: the
     image stage goes on, then the video stage starts from it."""
-    from stillmotion.train import checkpoint
+    from stillmotion import checkpoint
     from stillmotion.train.config import make_config, save_json
     from stillmotion.train.loop import stages, train
 

@@ -8,9 +8,9 @@ import torch
 
 from _videos import encode, frame_indices, numbered, tag_of
 from stillmotion.data import preprocess as prep
-from stillmotion.data.folder import VideoFolder, crop_resize, open_video_dataset
+from stillmotion.data.folder import ShardDataset, VideoFolder, cache_json, crop_resize, open_video_dataset
 from stillmotion.data.layouts import TEMPLATES, VideoEntry, caption_from_label, detect_layout, scan, verify_entries
-from stillmotion.data.preprocess import ShardDataset, preprocess
+from stillmotion.data.preprocess import preprocess
 
 
 def reasons_by_name(dataset):
@@ -267,9 +267,9 @@ def test_preprocess_resumes_after_interruption_without_duplicates(caption_folder
 
     ds = open_video_dataset(out, frames=4, size=16, seed=2)
     assert isinstance(ds, ShardDataset) and len(ds) == 10                     # 5 videos x 2 clips, once each
-    ids = [m["clip"] for k in range(4) for m in prep._load_json(out / f"shard-0000{k}.json")["clips"]]
+    ids = [m["clip"] for k in range(4) for m in cache_json(out / f"shard-0000{k}.json")["clips"]]
     assert ids == list(range(10))
-    planned = [prep._entry_from_json(d) for d in prep._load_json(out / "plan.json")["entries"]]
+    planned = [prep._entry_from_json(d) for d in cache_json(out / "plan.json")["entries"]]
     source = VideoFolder(planned, frames=4, size=16, clip="center")
     for j in (0, 3, 9):
         clip = source.load(j // 2, prep.mix_seed(0, j), position=(j % 2 + 0.5) / 2)
@@ -296,3 +296,18 @@ def test_a_video_folder_is_a_training_source(caption_folder):
     b = make_batch(cfg, source, Words(), [1, 2], "cpu")                       # e.g. another rank's share
     assert a.x0.shape == (3, 3, 4, 16, 16) and a.x0.min() >= -1 and a.x0.max() <= 1
     assert torch.equal(a.x0[1:], b.x0) and a.captions[1:] == b.captions       # example i is a function of i
+
+
+def test_a_video_folder_run_previews_its_captions_and_leaves_the_config_alone(caption_folder, tmp_path):
+    from stillmotion import checkpoint
+    from stillmotion.train.config import TrainConfig, make_config
+    from stillmotion.train.loop import train
+
+    cfg = make_config("shapes-tiny", {"data": str(caption_folder), "steps": 1, "out": str(tmp_path / "run"),
+                                      "sample_prompts": TrainConfig().sample_prompts})
+    before = cfg.to_dict()
+    train(cfg)
+    assert cfg.to_dict() == before  # the caller's config is not changed
+    captions = {c for e in open_video_dataset(caption_folder, frames=4, size=16).entries for c in e.captions}
+    previewed = checkpoint.load_config(tmp_path / "run")["train"]["sample_prompts"]
+    assert previewed and set(previewed) <= captions  # the folder's own captions, not the shapes prompts

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from stillmotion import checkpoint
 from stillmotion.cli import main
 from stillmotion.data.video_io import read_video
 from stillmotion.demo import browser
 from stillmotion.demo.jobs import DemoInputError, Request, check, make_clip
 from stillmotion.models.registry import build_unet
 from stillmotion.pipelines.text_to_video import load
-from stillmotion.train import checkpoint
 
 PROMPT = "a red circle moving left"
 LONG_PROMPT = "a red circle that moves slowly and steadily towards the left edge of the dark canvas " * 3

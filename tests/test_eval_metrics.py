@@ -21,10 +21,9 @@ from stillmotion.eval.temporal import (
     evaluate_videos,
     flicker,
     temporal_report,
-    video_flows,
-    warp,
     warping_error,
 )
+from stillmotion.flow import video_flows, warp
 
 cv2.setNumThreads(1)  # tiny frames; stay off the other cores
 

@@ -9,7 +9,7 @@ pytest.importorskip("cv2")
 from stillmotion.data.shapes import ShapesWorld  # noqa: E402
 from stillmotion.data.video_io import to_float  # noqa: E402
 from stillmotion.eval.fvd import shuffle_time  # noqa: E402
-from stillmotion.eval.temporal import warp  # noqa: E402
+from stillmotion.flow import warp  # noqa: E402
 from stillmotion.train.flow_consistency import (  # noqa: E402
     FlowCache,
     clip_flow,

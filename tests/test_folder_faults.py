@@ -12,9 +12,9 @@ import pytest
 
 from _videos import encode, scene
 from stillmotion.data.curate import Thresholds, curate
-from stillmotion.data.folder import open_video_dataset
+from stillmotion.data.folder import ShardDataset, open_video_dataset
 from stillmotion.data.layouts import scan
-from stillmotion.data.preprocess import ShardDataset, preprocess
+from stillmotion.data.preprocess import preprocess
 from stillmotion.data.skips import SKIP_LIST, entry_problem, read_skip_list, read_text_lines
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "mkfifo") or not hasattr(signal, "SIGALRM"),

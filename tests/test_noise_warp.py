@@ -53,9 +53,9 @@ def test_bad_amount_or_shape_is_a_clear_error():
         warped_noise(noise, torch.zeros(2, 3))
 
 
-def test_training_noise_follows_the_clip_and_sampling_follows_the_hint(tmp_path, monkeypatch):
+def test_training_noise_follows_the_clip_and_sampling_follows_the_hint(tmp_path):
     from stillmotion.models.text import TextEncoder
-    from stillmotion.pipelines import text_to_video
+    from stillmotion.pipelines.text_to_video import TextToVideo
     from stillmotion.train.config import make_config
     from stillmotion.train.loop import make_batch, make_source, train
 
@@ -67,13 +67,24 @@ def test_training_noise_follows_the_clip_and_sampling_follows_the_hint(tmp_path,
         assert moved[0] == 0 and moved[-1] <= -3 and moved == sorted(moved, reverse=True)
 
     run = train(make_config("shapes-tiny", {"steps": 1, "noise_warp": 0.5, "out": str(tmp_path / "w")}))
-    pipe = text_to_video.TextToVideo.from_pretrained(run)
+    pipe = TextToVideo.from_pretrained(run)
     assert pipe.noise_warp == 0.5  # saved with the model
-    seen = []
-    monkeypatch.setattr(text_to_video, "warped_noise", lambda x, d, a, generator: seen.append((d, a)) or x)
-    pipe("a red circle moving left", steps=1, motion="left", progress=False)  # no motion_cond: steers by noise
-    pipe("a red circle moving left", steps=1, noise_warp=0.0, progress=False)
-    assert seen[0][1] == 0.5 and seen[0][0][0, 0] < 0 and seen[0][0][0, 1] == 0
-    assert seen[1][1] == 0.0 and torch.equal(seen[1][0], torch.zeros(1, 2))
+
+    def start(**kwargs):
+        """The sampler's starting noise (C, F, H, W) in units of sigma_max, solved from its first Euler step
+        x1 = x + (s1 - s) / s * (x - denoised) (no motion_cond: the hint can only steer by the noise)."""
+        seen = []
+        pipe("a red circle moving left", steps=2, sampler="euler", frames=8, size=32, seed=0, progress=False,
+             callback=seen.append, **kwargs)
+        s, s1, x1, d = (seen[0][k] for k in ("sigma", "sigma_next", "x", "denoised"))
+        return ((x1 * s - d * (s - s1)) / s1 / s)[0].float()
+
+    warped = start(motion="-0.25,0", noise_warp=1.0)
+    moved = [drift(warped, f) for f in range(8)]  # a quarter of the 32 px canvas to the left over the clip
+    assert moved[-1] == (-8, 0) and [m[0] for m in moved] == sorted((m[0] for m in moved), reverse=True)
+    assert torch.equal(start(motion="-0.25,0"), start(motion="-0.25,0", noise_warp=0.5))  # the saved amount
+    assert not torch.equal(start(motion="-0.25,0"), start(motion="0.25,0"))
+    plain = start(noise_warp=0.0)  # independent noise per frame: the last frame is not the first one moved
+    assert (plain[:, -1] * plain[:, 0]).mean().abs() < 0.1
     with pytest.raises(ValueError, match="noise_warp must be in"):
         pipe("a red circle", steps=1, noise_warp=2.0, progress=False)

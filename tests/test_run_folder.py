@@ -11,7 +11,8 @@ import time
 import pytest
 import torch
 
-from stillmotion.train import checkpoint, run_folder
+from stillmotion import checkpoint
+from stillmotion.train import run_folder
 from stillmotion.train.config import make_config
 from stillmotion.train.loop import train
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from stillmotion.train import checkpoint
+from stillmotion import checkpoint
 from stillmotion.train.config import make_config
 from stillmotion.train.loop import make_batch, make_source, train
 from stillmotion.train.tasks import TASKS, draw_task, task_frame_mask

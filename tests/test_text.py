@@ -126,7 +126,7 @@ def test_whitened_network_carries_its_map(tmp_path):
 
     run = train(make_config("shapes-tiny", {"out": str(tmp_path / "run"), "steps": 1,
                                             "model_overrides": {"text_whiten": True}}))
-    from stillmotion.train import checkpoint
+    from stillmotion import checkpoint
 
     weights = checkpoint.load_weights(run)
     assert not torch.allclose(weights["text_whitening"].float(), torch.eye(384), atol=1e-3)  # fitted, saved

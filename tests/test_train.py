@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from stillmotion.train import checkpoint
+from stillmotion import checkpoint
 from stillmotion.train.config import make_config
 from stillmotion.train.loop import train
 
@@ -39,6 +39,7 @@ def test_checkpoint_round_trip(tmp_path):
         assert torch.equal(v, saved[k]), k
     config = checkpoint.load_config(tmp_path / "run")
     assert config["train"]["steps"] == 2 and config["record"]["step"] == 2
+    assert config["record"]["commands"] == []  # a library call: the CLI records its command line (test_cli.py)
     a = pipe("a red circle moving left", steps=2, seed=3, progress=False)
     b = TextToVideo.from_pretrained(tmp_path / "run" / "checkpoint")("a red circle moving left", steps=2, seed=3,
                                                                      progress=False)
@@ -210,6 +211,23 @@ def test_init_from_with_planner_fit_replaces_the_planners(tmp_path):
     assert fit["heads"] == 2 and "motion" in fit
     assert any(k.startswith("planner.heads.1.") for k in b) and "planner.norm.weight" not in b
     assert max((a[k] - b[k]).abs().max().item() for k in a if "planner" not in k) < 1e-6
+
+
+def test_a_run_stopped_after_its_planner_fit_resumes_without_fitting_again(tmp_path, capsys):
+    """The planner fit is checkpointed before the loop: a run whose budget the fit spends stops at step 0, and
+    resumed it trains exactly as the run that went straight on, without fitting a second time."""
+    fit = {"model_overrides": {"motion_cond": True, "motion_planner": True}, "planner_fit_clips": 12,
+           "planner_fit_steps": 3, "steps": 2}
+    train(make_config("shapes-tiny", {**fit, "out": str(tmp_path / "full")}))
+    stopped = make_config("shapes-tiny", {**fit, "minutes": 1e-6, "out": str(tmp_path / "stopped")})
+    train(stopped)
+    assert checkpoint.load_config(tmp_path / "stopped")["record"]["step"] == 0
+    capsys.readouterr()
+    train(make_config(None, {**stopped.to_dict(), "minutes": None}), resume=True)
+    assert "planner fitted" not in capsys.readouterr().out
+    assert history(tmp_path / "stopped") == history(tmp_path / "full")
+    a, b = checkpoint.load_weights(tmp_path / "full"), checkpoint.load_weights(tmp_path / "stopped")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_segment_budgets_are_cumulative_and_increasing():

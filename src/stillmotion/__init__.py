@@ -5,7 +5,7 @@
     video = pipe("a red circle moving left", seed=0)   # (1, 3, F, H, W) in [-1, 1]
 """
 
-__version__ = "0.1.0"
+from stillmotion.version import __version__
 
 __all__ = ["Cond", "load", "__version__"]
 

@@ -12,8 +12,8 @@ from stillmotion.cli.common import output_folder
 def _run_info(args: argparse.Namespace) -> int:
     import json
 
+    from stillmotion import checkpoint
     from stillmotion.pipelines.text_to_video import shipped_model_path
-    from stillmotion.train import checkpoint
 
     if args.path and args.model and args.path != args.model:
         raise ValueError(f"two checkpoints given ('{args.path}' and --model '{args.model}'); give one")
@@ -52,7 +52,7 @@ def _add_info(subparsers) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     import torch
 
-    from stillmotion.train import checkpoint
+    from stillmotion import checkpoint
     from stillmotion.train.model_card import write_model_card
 
     for path in (args.report, args.notes):

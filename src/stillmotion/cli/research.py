@@ -56,7 +56,7 @@ def _run_features_eval(args: argparse.Namespace) -> int:
         print(f"{j['metric']}: floor {j['floor']:.3f}; " + ", ".join(
             f"{k} {j[k]:.2f} ({j['ratio_to_floor'][k]:.0f}x)" for k in j["ratio_to_floor"]))
     if args.out:
-        from stillmotion.data.atomic import write_json
+        from stillmotion.atomic import write_json
 
         write_json(args.out, report)
         print(f"wrote {args.out}")

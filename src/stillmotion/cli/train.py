@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 from stillmotion.cli.common import positive_int
@@ -27,7 +28,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if args.bf16:
         overrides["bf16"] = True
     if args.resume:
-        from stillmotion.train import checkpoint
+        from stillmotion import checkpoint
 
         out = overrides.get("out") or TrainConfig.out
         staged = Path(out) / "train_config.json"  # a staged run stopped before its video stage saved anything
@@ -46,7 +47,8 @@ def _run_train(args: argparse.Namespace) -> int:
         cfg = make_config(None, saved)
     else:
         cfg = make_config(args.preset or "shapes-s", overrides)
-    train(cfg, resume=args.resume, overwrite=args.overwrite)
+    # the command line, for the checkpoint's record (model cards); under torchrun too it reads `stillmotion train`
+    train(cfg, resume=args.resume, overwrite=args.overwrite, command=shlex.join(["stillmotion", *args.argv]))
     return 0
 
 

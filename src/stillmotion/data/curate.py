@@ -34,11 +34,11 @@ import av
 import numpy as np
 from tqdm import tqdm
 
-from stillmotion.data.atomic import write_json, write_jsonl
+from stillmotion.atomic import write_json, write_jsonl
 from stillmotion.data.layouts import TEMPLATES, VideoEntry, check_video, report_rejected, scan
 from stillmotion.data.skips import SKIP_LIST, entry_problem, write_skip_list
 from stillmotion.data.video_io import VideoReadError
-from stillmotion.eval.temporal import optical_flow, require_cv2
+from stillmotion.flow import optical_flow, require_cv2
 
 log = logging.getLogger("stillmotion.data")
 

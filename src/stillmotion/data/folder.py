@@ -5,6 +5,8 @@ or sidecar .txt files, UCF-101, Kinetics), opens each file once to reject the un
 `VideoFolder` (or, for a folder written by `preprocess`, a `ShardDataset`). Every problem is a (path, reason) in
 `dataset.rejected` and one logged warning (plus, with `skip_list=`, the whole list in a file); nothing is
 silently dropped.
+`ShardDataset` reads what data/preprocess.py writes; it lives here, below the writer, so that opening a
+dataset never imports preprocessing (and preprocess.py imports this module, not the other way round).
 
 A clip is chosen in three steps, all drawn from one seeded generator:
   time    `frames` frames, `stride` apart, at the file's frame rate (or resampled to `fps`), starting at a
@@ -18,6 +20,8 @@ scan) is replaced by another entry chosen from the same seed, and recorded in `d
 
 from __future__ import annotations
 
+import bisect
+import json
 import logging
 import math
 import numbers
@@ -254,6 +258,93 @@ class VideoFolder(torch.utils.data.Dataset):
                 f"size={self.size}, stride={self.stride}, fps={self.fps}, clip={self.clip_mode}, crop={self.crop})")
 
 
+def cache_json(path: Path) -> dict:
+    """One JSON file of a `preprocess` output folder (index.json, plan.json, a shard's .json); an unreadable one
+    is named with what to do."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: unreadable ({e}); it is not a preprocess output, or it was damaged: "
+                         "remove the output folder and run preprocess again") from e
+
+
+TEXT_CACHE = "text-cache.safetensors"  # caption embeddings (see TextEncoder.save_cache)
+
+
+class ShardDataset(torch.utils.data.Dataset):
+    """Clips written by `preprocess`. `dataset[i]` -> (video (C, F, H, W) float in [-1, 1], caption).
+
+    Shards are memory-mapped (opened lazily, so each DataLoader worker maps its own). The caption of clip i is
+    drawn from its entry's captions with (seed, epoch, i); `sample(seed)` draws a clip and a caption from
+    `seed` alone, like a synthetic world.
+
+    Args:
+        folder: a `preprocess` output folder; it must be complete.
+        seed: base seed of `__getitem__`'s caption draws.
+        frames, size: if given, must match the shards (a guard against training on the wrong cache).
+    """
+
+    def __init__(self, folder: str | os.PathLike, *, seed: int = 0, frames: int | None = None, size=None):
+        self.folder = Path(folder)
+        index = cache_json(self.folder / "index.json")
+        config = index["config"]
+        if not index.get("complete"):
+            raise ValueError(f"{self.folder}: preprocessing is unfinished ({len(index['shards'])} shards so far); "
+                             "run preprocess again with the same settings to finish it")
+        if (frames is not None and frames != config["frames"]) or (size is not None and
+                                                                   list(as_size(size)) != config["size"]):
+            raise ValueError(f"{self.folder} holds clips of {config['frames']} frames at {config['size']}, not "
+                             f"{frames} at {list(as_size(size)) if size is not None else size}; preprocess again "
+                             "with these settings into another folder, or train with the cached ones")
+        self.frames, self.size = config["frames"], tuple(config["size"])
+        self.seed, self.epoch = seed, 0
+        self.shards = [s for s in index["shards"] if s["clips"]]
+        self.captions: list[list[str]] = []
+        self.sources: list[tuple[str, float]] = []    # (path, start seconds) of each clip
+        for s in self.shards:
+            meta = cache_json(self.folder / s["meta"])["clips"]
+            self.captions += [m["captions"] for m in meta]
+            self.sources += [(m["path"], m["start"]) for m in meta]
+        self.offsets = np.cumsum([0] + [s["clips"] for s in self.shards]).tolist()  # first clip of each shard
+        self.failures = [(Path(p), r) for p, r in index["failures"]]
+        plan = self.folder / "plan.json"
+        self.rejected = [(Path(p), r) for p, r in cache_json(plan).get("rejected", [])] if plan.is_file() else []
+        self.text_cache = self.folder / TEXT_CACHE if (self.folder / TEXT_CACHE).is_file() else None
+        self._arrays: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def video(self, index: int) -> np.ndarray:
+        """Clip `index` as (F, H, W, 3) uint8."""
+        if not 0 <= index < len(self):
+            raise IndexError(f"clip {index} out of range for {len(self)} clips")
+        k = bisect.bisect_right(self.offsets, index) - 1
+        if k not in self._arrays:
+            self._arrays[k] = np.load(self.folder / self.shards[k]["file"], mmap_mode="r")
+        return np.array(self._arrays[k][index - self.offsets[k]])
+
+    def clip(self, index: int, seed: int) -> FolderClip:
+        captions = self.captions[index]
+        caption = captions[int(np.random.default_rng([seed, index]).integers(len(captions)))]
+        path, start = self.sources[index]
+        return FolderClip(self.video(index), caption, Path(path), start, index, seed)
+
+    def sample(self, seed: int) -> FolderClip:
+        """A random clip and caption; a pure function of `seed`."""
+        return self.clip(int(np.random.default_rng(seed).integers(len(self))), seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        clip = self.clip(index, mix_seed(self.seed, self.epoch, index))
+        return to_float(clip.video), clip.caption
+
+    def __repr__(self) -> str:
+        return f"ShardDataset({self.folder}, {len(self)} clips of {self.frames} frames at {self.size})"
+
+
 def open_video_dataset(path: str | os.PathLike, *, frames: int, size, layout: str = "auto", manifest=None,
                        split: str | None = None, fold: int = 1, stride: int = 1, fps: float | None = None,
                        clip: str = "random", crop: str = "center", templates=TEMPLATES, pad_short: bool = False,
@@ -282,8 +373,6 @@ def open_video_dataset(path: str | os.PathLike, *, frames: int, size, layout: st
     """
     path = Path(path).expanduser()
     if (path / "index.json").is_file() and (path / "plan.json").is_file():
-        from stillmotion.data.preprocess import ShardDataset
-
         shards = ShardDataset(path, seed=seed, frames=frames, size=size)
         if skip_list is not None:
             write_skip_list(skip_list, skipped_of(shards))

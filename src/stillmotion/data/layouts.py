@@ -382,7 +382,7 @@ def _split_matches(value: str, split: str | None) -> bool:
     return split is None or any(name in value for name in SPLIT_NAMES.get(split, (split,)))
 
 
-def scan_kinetics(root: Path, split: str | None = None, annotations: Path | None = None,
+def scan_kinetics(root: Path, split: str | None = None, annotations: Path | None = None,  # noqa: C901 - 2 layouts; rows checked
                   templates=TEMPLATES) -> Scan:
     """Kinetics: class folders (optionally under a split folder), or annotation CSV(s) naming the clips.
 

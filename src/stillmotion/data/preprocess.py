@@ -1,4 +1,4 @@
-"""Decode a collection once into fixed-size uint8 shards (resumable), and the dataset that reads them.
+"""Decode a collection once into fixed-size uint8 shards (resumable); data/folder.py's `ShardDataset` reads them.
 
 Decoding and resizing real videos costs far more than a small model's training step; doing it once turns
 every later epoch into memory-mapped reads. The output folder holds:
@@ -17,8 +17,6 @@ finished, and writes no clip twice (clip j always belongs to shard j // clips_pe
 
 from __future__ import annotations
 
-import bisect
-import json
 import logging
 import math
 import os
@@ -27,14 +25,22 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from stillmotion.data.atomic import remove_stale_temps, write_atomic, write_json
-from stillmotion.data.folder import DECODE_ERRORS, FolderClip, VideoFolder, as_size, mix_seed, open_video_dataset
+from stillmotion.atomic import remove_stale_temps, write_atomic, write_json
+from stillmotion.data.folder import (
+    DECODE_ERRORS,
+    TEXT_CACHE,
+    FolderClip,
+    VideoFolder,
+    as_size,
+    cache_json,
+    mix_seed,
+    open_video_dataset,
+)
 from stillmotion.data.layouts import VideoEntry
 from stillmotion.data.skips import SKIP_LIST, write_skip_list
-from stillmotion.data.video_io import VideoInfo, to_float
+from stillmotion.data.video_io import VideoInfo
 
 log = logging.getLogger("stillmotion.data")
 
@@ -52,17 +58,6 @@ def _entry_to_json(e: VideoEntry) -> dict:
 def _entry_from_json(d: dict) -> VideoEntry:
     info = VideoInfo(**{**d["info"], "path": Path(d["info"]["path"])}) if d.get("info") else None
     return VideoEntry(Path(d["path"]), tuple(d["captions"]), d["start"], d["end"], d.get("label"), info)
-
-
-def _load_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: unreadable ({e}); it is not a preprocess output, or it was damaged: "
-                         "remove the output folder and run preprocess again") from e
-
-
-TEXT_CACHE = "text-cache.safetensors"  # caption embeddings (see TextEncoder.save_cache)
 
 
 def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int, size, stride: int = 1,
@@ -102,7 +97,7 @@ def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int
     dataset = VideoFolder(entries, frames=frames, size=(h, w), stride=stride, fps=fps, clip="center", crop=crop,
                           seed=seed)
     remove_stale_temps(out)  # what an interrupted run was writing: redone below
-    index = _load_json(index_path) if index_path.is_file() else {"config": config, "shards": [], "failures": []}
+    index = cache_json(index_path) if index_path.is_file() else {"config": config, "shards": [], "failures": []}
     done = {s["file"] for s in index["shards"] if (out / s["file"]).is_file() and (out / s["meta"]).is_file()}
     index["shards"] = [s for s in index["shards"] if s["file"] in done]
     total = len(entries) * clips_per_video
@@ -132,7 +127,7 @@ def preprocess(source: str | os.PathLike, out: str | os.PathLike, *, frames: int
     if text_encoder is not None and not (out / TEXT_CACHE).is_file():
         from stillmotion.models.text import TextEncoder
 
-        captions = [c for s in index["shards"] for m in _load_json(out / s["meta"])["clips"] for c in m["captions"]]
+        captions = [c for s in index["shards"] for m in cache_json(out / s["meta"])["clips"] for c in m["captions"]]
         if captions:
             TextEncoder(text_encoder).save_cache(out / TEXT_CACHE, captions)
     index["complete"] = True
@@ -150,7 +145,7 @@ def _plan(source, out: Path, config: dict, **open_kwargs) -> tuple[list[VideoEnt
     scan that finds nothing usable still leaves the whole list)."""
     plan_path = out / "plan.json"
     if plan_path.is_file():
-        plan = _load_json(plan_path)
+        plan = cache_json(plan_path)
         if plan["config"] != config:
             raise ValueError(f"{out} was prepared with {plan['config']}, not {config}; pass the same settings to "
                              "resume, or choose a new output folder")
@@ -184,77 +179,3 @@ def _write_shard(out: Path, name: str, js: list[int], results: list, entries: li
 
 def _save_array(path: Path, array: np.ndarray) -> None:
     write_atomic(path, lambda f: np.save(f, array, allow_pickle=False))
-
-
-class ShardDataset(torch.utils.data.Dataset):
-    """Clips written by `preprocess`. `dataset[i]` -> (video (C, F, H, W) float in [-1, 1], caption).
-
-    Shards are memory-mapped (opened lazily, so each DataLoader worker maps its own). The caption of clip i is
-    drawn from its entry's captions with (seed, epoch, i); `sample(seed)` draws a clip and a caption from
-    `seed` alone, like a synthetic world.
-
-    Args:
-        folder: a `preprocess` output folder; it must be complete.
-        seed: base seed of `__getitem__`'s caption draws.
-        frames, size: if given, must match the shards (a guard against training on the wrong cache).
-    """
-
-    def __init__(self, folder: str | os.PathLike, *, seed: int = 0, frames: int | None = None, size=None):
-        self.folder = Path(folder)
-        index = _load_json(self.folder / "index.json")
-        config = index["config"]
-        if not index.get("complete"):
-            raise ValueError(f"{self.folder}: preprocessing is unfinished ({len(index['shards'])} shards so far); "
-                             "run preprocess again with the same settings to finish it")
-        if (frames is not None and frames != config["frames"]) or (size is not None and
-                                                                   list(as_size(size)) != config["size"]):
-            raise ValueError(f"{self.folder} holds clips of {config['frames']} frames at {config['size']}, not "
-                             f"{frames} at {list(as_size(size)) if size is not None else size}; preprocess again "
-                             "with these settings into another folder, or train with the cached ones")
-        self.frames, self.size = config["frames"], tuple(config["size"])
-        self.seed, self.epoch = seed, 0
-        self.shards = [s for s in index["shards"] if s["clips"]]
-        self.captions: list[list[str]] = []
-        self.sources: list[tuple[str, float]] = []    # (path, start seconds) of each clip
-        for s in self.shards:
-            meta = _load_json(self.folder / s["meta"])["clips"]
-            self.captions += [m["captions"] for m in meta]
-            self.sources += [(m["path"], m["start"]) for m in meta]
-        self.offsets = np.cumsum([0] + [s["clips"] for s in self.shards]).tolist()  # first clip of each shard
-        self.failures = [(Path(p), r) for p, r in index["failures"]]
-        plan = self.folder / "plan.json"
-        self.rejected = [(Path(p), r) for p, r in _load_json(plan).get("rejected", [])] if plan.is_file() else []
-        self.text_cache = self.folder / TEXT_CACHE if (self.folder / TEXT_CACHE).is_file() else None
-        self._arrays: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return self.offsets[-1]
-
-    def video(self, index: int) -> np.ndarray:
-        """Clip `index` as (F, H, W, 3) uint8."""
-        if not 0 <= index < len(self):
-            raise IndexError(f"clip {index} out of range for {len(self)} clips")
-        k = bisect.bisect_right(self.offsets, index) - 1
-        if k not in self._arrays:
-            self._arrays[k] = np.load(self.folder / self.shards[k]["file"], mmap_mode="r")
-        return np.array(self._arrays[k][index - self.offsets[k]])
-
-    def clip(self, index: int, seed: int) -> FolderClip:
-        captions = self.captions[index]
-        caption = captions[int(np.random.default_rng([seed, index]).integers(len(captions)))]
-        path, start = self.sources[index]
-        return FolderClip(self.video(index), caption, Path(path), start, index, seed)
-
-    def sample(self, seed: int) -> FolderClip:
-        """A random clip and caption; a pure function of `seed`."""
-        return self.clip(int(np.random.default_rng(seed).integers(len(self))), seed)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
-        clip = self.clip(index, mix_seed(self.seed, self.epoch, index))
-        return to_float(clip.video), clip.caption
-
-    def __repr__(self) -> str:
-        return f"ShardDataset({self.folder}, {len(self)} clips of {self.frames} frames at {self.size})"

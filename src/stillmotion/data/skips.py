@@ -18,7 +18,7 @@ import os
 import stat
 from pathlib import Path
 
-from stillmotion.data.atomic import write_atomic
+from stillmotion.atomic import write_atomic
 
 log = logging.getLogger("stillmotion.data")
 

@@ -219,7 +219,7 @@ def save_feature_net(net: FeatureNet, folder: str | os.PathLike, *, train: dict 
     """Write model.safetensors (float16 by default: ~2 bytes per parameter) and config.json into `folder`."""
     from safetensors.torch import save
 
-    from stillmotion.data.atomic import write_atomic, write_json
+    from stillmotion.atomic import write_atomic, write_json
 
     folder = Path(folder)
     state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in net.state_dict().items()}

@@ -25,7 +25,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stillmotion import __version__
 from stillmotion.data.video_io import to_float
 from stillmotion.data.worlds import get_world
 from stillmotion.eval.features import (
@@ -37,6 +36,7 @@ from stillmotion.eval.features import (
     save_feature_net,
 )
 from stillmotion.train.loop import hardware  # the same machine line as training records
+from stillmotion.version import __version__
 
 HELDOUT_SEED = 10**15  # held-out clips: seeds HELDOUT_SEED + i
 

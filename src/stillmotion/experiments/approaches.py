@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stillmotion.checkpoint import load_config
 from stillmotion.data.video_io import save_contact_sheet, to_float, to_uint8, video_grid, write_video
 from stillmotion.eval.interpolation import keyframe_mask, score_interpolation
 from stillmotion.eval.probe import read_clip
@@ -42,7 +43,6 @@ from stillmotion.eval.prompt_following import evaluate_prompt_following, single_
 from stillmotion.experiments.charts import line_chart
 from stillmotion.pipelines.flow_interpolation import flow_interpolate
 from stillmotion.pipelines.text_to_video import load
-from stillmotion.train.checkpoint import load_config
 from stillmotion.train.config import make_config
 from stillmotion.train.segments import train_in_segments
 

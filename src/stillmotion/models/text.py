@@ -236,7 +236,7 @@ class TextEncoder:
         """
         from safetensors.torch import save
 
-        from stillmotion.data.atomic import write_atomic
+        from stillmotion.atomic import write_atomic
 
         prompts = list(dict.fromkeys(prompts))
         emb, mask = self.encode_all(prompts, batch)

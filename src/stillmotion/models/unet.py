@@ -435,6 +435,40 @@ class SpaceTimeUNet(nn.Module):
         ctx = torch.where(text_mask[..., None], ctx, 0.0)  # padding can never leak (even NaN/inf)
         return torch.cat([null, ctx.to(null.dtype)], dim=1), torch.cat([ones, text_mask], dim=1)
 
+    def _check_inputs(self, x: Tensor, cond: Cond) -> None:
+        """Errors that say what shape was expected, before anything is computed."""
+        cfg = self.config
+        b, c, _, height, width = x.shape
+        factor = cfg.patch_size * 2 ** (len(cfg.channels) - 1)
+        if c != cfg.in_channels or height % factor or width % factor:
+            raise ValueError(f"SpaceTimeUNet: x has shape {tuple(x.shape)}; expected "
+                             f"(B, {cfg.in_channels}, F, H, W) with H and W divisible by {factor} "
+                             f"({len(cfg.channels)} levels, patch size {cfg.patch_size}); crop or pad the frames")
+        if cond.text is not None and cond.text.shape[-1] != cfg.text_dim:
+            raise ValueError(f"SpaceTimeUNet: cond.text has token size {cond.text.shape[-1]} but the network "
+                             f"was built with text_dim={cfg.text_dim} (0 = no text); encode prompts with the "
+                             f"matching text encoder (MiniLM-L6: 384) or drop cond.text")
+        if cond.motion is not None and cond.motion.shape != (b, 3):
+            raise ValueError(f"SpaceTimeUNet: cond.motion has shape {tuple(cond.motion.shape)}; expected ({b}, 3) "
+                             "rows [dx, dy, given] (stillmotion.cond.motion_hint makes them)")
+
+    def _input_channels(self, x: Tensor, cond: Cond) -> Tensor:
+        """The noisy video, the known frames and their mask (and pixel coordinates with `coords`) as channels:
+        (B, 2C+1 (+2), F, H, W)."""
+        b, _, frames, height, width = x.shape
+        if cond.frames is None:
+            known, mask = torch.zeros_like(x), x.new_zeros(b, 1, frames, height, width)
+        else:
+            fm = cond.frame_mask if cond.frame_mask is not None else x.new_ones(b, frames)
+            mask = fm.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, height, width)  # (B,1,F,H,W)
+            known = torch.where(mask > 0, cond.frames.to(x.dtype) * mask, 0.0)  # masked values never matter
+        inputs = [x, known, mask]
+        if self.config.coords:
+            ys, xs = torch.meshgrid(torch.linspace(-1, 1, height, device=x.device, dtype=x.dtype),
+                                    torch.linspace(-1, 1, width, device=x.device, dtype=x.dtype), indexing="ij")
+            inputs.append(torch.stack([xs, ys]).expand(b, frames, 2, height, width).transpose(1, 2))  # (B,2,F,H,W)
+        return torch.cat(inputs, dim=1)  # (B, 2C+1 (+2), F, H, W)
+
     def forward(self, x: Tensor, noise_level: Tensor, cond: Cond | None = None) -> Tensor:
         """Predict the network output for noisy videos.
 
@@ -448,40 +482,16 @@ class SpaceTimeUNet(nn.Module):
             (B, C_out, F, H, W).
         """
         cfg = self.config
-        b, c, frames, height, width = x.shape
-        factor = cfg.patch_size * 2 ** (len(cfg.channels) - 1)
-        if c != cfg.in_channels or height % factor or width % factor:
-            raise ValueError(f"SpaceTimeUNet: x has shape {tuple(x.shape)}; expected "
-                             f"(B, {cfg.in_channels}, F, H, W) with H and W divisible by {factor} "
-                             f"({len(cfg.channels)} levels, patch size {cfg.patch_size}); crop or pad the frames")
+        b, frames = x.shape[0], x.shape[2]
         cond = cond if cond is not None else Cond()
-
-        # Known frames and their mask as extra input channels.
-        if cond.frames is None:
-            known, mask = torch.zeros_like(x), x.new_zeros(b, 1, frames, height, width)
-        else:
-            fm = cond.frame_mask if cond.frame_mask is not None else x.new_ones(b, frames)
-            mask = fm.to(x.dtype)[:, None, :, None, None].expand(b, 1, frames, height, width)  # (B,1,F,H,W)
-            known = torch.where(mask > 0, cond.frames.to(x.dtype) * mask, 0.0)  # masked values never matter
-        inputs = [x, known, mask]
-        if cfg.coords:
-            ys, xs = torch.meshgrid(torch.linspace(-1, 1, height, device=x.device, dtype=x.dtype),
-                                    torch.linspace(-1, 1, width, device=x.device, dtype=x.dtype), indexing="ij")
-            inputs.append(torch.stack([xs, ys]).expand(b, frames, 2, height, width).transpose(1, 2))  # (B,2,F,H,W)
-        h = torch.cat(inputs, dim=1)  # (B, 2C+1 (+2), F, H, W)
+        self._check_inputs(x, cond)
+        h = self._input_channels(x, cond)  # (B, 2C+1 (+2), F, H, W)
         h = rearrange(h, "b c f h w -> (b f) c h w")  # (B*F, 2C+1 (+2), H, W): spatial layout from here on
 
         text = text_mask = None
-        if cond.text is not None and cond.text.shape[-1] != cfg.text_dim:
-            raise ValueError(f"SpaceTimeUNet: cond.text has token size {cond.text.shape[-1]} but the network "
-                             f"was built with text_dim={cfg.text_dim} (0 = no text); encode prompts with the "
-                             f"matching text encoder (MiniLM-L6: 384) or drop cond.text")
         if cond.text is not None:
             text, text_mask = self.text_tokens(cond.text, cond.text_mask)  # (B, L, D), (B, L)
         temporal = self.temporal_enabled and frames > 1
-        if cond.motion is not None and cond.motion.shape != (b, 3):
-            raise ValueError(f"SpaceTimeUNet: cond.motion has shape {tuple(cond.motion.shape)}; expected ({b}, 3) "
-                             "rows [dx, dy, given] (stillmotion.cond.motion_hint makes them)")
         emb = self._embed(noise_level, text, text_mask, b, frames, temporal, cond.motion)  # (B*F, E)
         context, context_mask = self._context(text, text_mask, b) if cfg.text_dim else (None, None)
 

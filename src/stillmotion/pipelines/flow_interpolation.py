@@ -9,7 +9,7 @@ the in-between frame to both keyframes are approximated from the two keyframe fl
     F_t->1 = (1 - t)^2 F_0->1 - t (1 - t) F_1->0
     I_t    = (1 - t) warp(I0, F_t->0) + t warp(I1, F_t->1)
 
-Flows follow `eval.temporal.optical_flow`: I0(p) ~ I1(p + F_0->1(p)), and warp(I, F)(p) = I(p + F(p)).
+Flows follow `flow.optical_flow`: I0(p) ~ I1(p + F_0->1(p)), and warp(I, F)(p) = I(p + F(p)).
 Frames before the first or after the last keyframe copy the nearest keyframe (this is not extrapolation).
 Where flow fails, so does this: a flat-coloured object that moves farther than its own width between two
 keyframes (16 px for a 10 px square on black) is not tracked by Farneback or DIS, and the blend then fades
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stillmotion.eval.temporal import optical_flow, warp
+from stillmotion.flow import optical_flow, warp
 
 
 def flow_interpolate(video: np.ndarray, known, *, method: str = "farneback") -> np.ndarray:
@@ -29,7 +29,7 @@ def flow_interpolate(video: np.ndarray, known, *, method: str = "farneback") -> 
     Args:
         video: (F, H, W, 3) uint8; only the frames where `known` is true are read.
         known: (F,) bools (or 0/1), at least one true.
-        method: optical flow, "farneback" or "dis" (eval.temporal.FLOW_METHODS).
+        method: optical flow, "farneback" or "dis" (flow.FLOW_METHODS).
 
     Returns:
         (F, H, W, 3) uint8: the known frames exactly as given, the others interpolated.

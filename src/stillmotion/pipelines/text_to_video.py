@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from stillmotion import checkpoint
 from stillmotion.cond import Cond, motion_hint
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.guidance import cfg_denoiser
@@ -21,7 +22,9 @@ from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.samplers import SAMPLERS, sample
 from stillmotion.diffusion.schedules import get_sigmas
 from stillmotion.models.planner import plan_hint, plan_std
+from stillmotion.models.registry import build_unet
 from stillmotion.models.text import TextEncoder
+from stillmotion.models.unet import UNetConfig
 
 STRATEGIES = ("joint", "keyframe", "first-frame")
 
@@ -49,10 +52,6 @@ class TextToVideo:
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> TextToVideo:
         """Load a checkpoint folder (or run folder); None loads the model shipped inside the package."""
-        from stillmotion.models.registry import build_unet
-        from stillmotion.models.unet import UNetConfig
-        from stillmotion.train import checkpoint
-
         path = shipped_model_path() if path is None else Path(path)
         config = checkpoint.load_config(path, required=checkpoint.REQUIRED)  # every field checked by type
         model_cfg = {k: v for k, v in config["model"].items() if k != "arch"}
@@ -138,7 +137,7 @@ class TextToVideo:
         return cond, uncond, displacement
 
     @torch.inference_mode()
-    def __call__(self, prompt: str | list[str], *, negative: str | list[str] = "", frames: int | None = None,
+    def __call__(self, prompt: str | list[str], *, negative: str | list[str] = "", frames: int | None = None,  # noqa: C901 - a check per argument, then a strategy
                  size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
                  guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
                  known_frames: Tensor | None = None, frame_mask: Tensor | None = None,

@@ -13,7 +13,7 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from stillmotion.data.atomic import write_atomic
+from stillmotion.atomic import write_atomic
 from stillmotion.models.unet import drop_retired
 from stillmotion.pipelines.text_to_video import STRATEGIES
 from stillmotion.train.tasks import check_task_weights
@@ -193,7 +193,16 @@ def make_config(preset: str | None = None, overrides: dict | None = None) -> Tra
 
 
 def validate(cfg: TrainConfig) -> None:
-    """Reject impossible settings early, before any work is done."""
+    """Reject impossible settings early, before any work is done (every problem at once, one group of fields
+    after another)."""
+    problems = [*_shape_problems(cfg), *_budget_problems(cfg), *_optimisation_problems(cfg),
+                *_image_problems(cfg), *_motion_problems(cfg), *_task_problems(cfg)]
+    if problems:
+        raise ValueError("invalid training config: " + "; ".join(problems))
+
+
+def _shape_problems(cfg: TrainConfig) -> list[str]:
+    """Clips and batches."""
     problems = []
     if cfg.frames < 1:
         problems.append(f"frames must be >= 1 (got {cfg.frames})")
@@ -203,22 +212,48 @@ def validate(cfg: TrainConfig) -> None:
         problems.append("batch_size and grad_accum must be >= 1")
     if cfg.batch_size % cfg.grad_accum:
         problems.append(f"batch_size ({cfg.batch_size}) must be divisible by grad_accum ({cfg.grad_accum})")
+    if cfg.clip_pool is not None and cfg.clip_pool < 1:
+        problems.append(f"clip_pool must be >= 1 or none (got {cfg.clip_pool})")
+    return problems
+
+
+def _budget_problems(cfg: TrainConfig) -> list[str]:
+    """Budget and bookkeeping."""
+    problems = []
     if cfg.steps is not None and cfg.steps < 1:
         problems.append(f"steps must be >= 1 (got {cfg.steps})")
     if cfg.minutes is not None and cfg.minutes <= 0:
         problems.append(f"minutes must be > 0 (got {cfg.minutes})")
     if cfg.steps is None and cfg.minutes is None:
         problems.append("give a budget: --steps N or --minutes M")
-    if not 0 <= cfg.cfg_dropout < 1:
-        problems.append(f"cfg_dropout must be in [0, 1) (got {cfg.cfg_dropout})")
     if cfg.probe_every < 0:
         problems.append(f"probe_every must be >= 0 (got {cfg.probe_every})")
     if cfg.workers < 0:
         problems.append(f"workers must be >= 0 (got {cfg.workers})")
+    return problems
+
+
+def _optimisation_problems(cfg: TrainConfig) -> list[str]:
+    """Noise levels, loss weighting, optimizer and EMA."""
+    problems = []
+    if not 0 <= cfg.cfg_dropout < 1:
+        problems.append(f"cfg_dropout must be in [0, 1) (got {cfg.cfg_dropout})")
     if cfg.min_snr_gamma is not None and cfg.min_snr_gamma <= 0:
         problems.append(f"min_snr_gamma must be > 0 or none (got {cfg.min_snr_gamma})")
-    if cfg.clip_pool is not None and cfg.clip_pool < 1:
-        problems.append(f"clip_pool must be >= 1 or none (got {cfg.clip_pool})")
+    if cfg.p_std <= 0:
+        problems.append(f"p_std must be > 0 (got {cfg.p_std})")
+    if not 0 <= cfg.ema_decay < 1:
+        problems.append(f"ema_decay must be in [0, 1) (got {cfg.ema_decay})")
+    if cfg.ema_warmup <= 1:
+        problems.append(f"ema_warmup must be > 1 (got {cfg.ema_warmup}); 10 is the usual warmup")
+    if cfg.lr <= 0:
+        problems.append(f"lr must be > 0 (got {cfg.lr})")
+    return problems
+
+
+def _image_problems(cfg: TrainConfig) -> list[str]:
+    """Joint image-video training and the image stage (image_minutes)."""
+    problems = []
     if cfg.image_every < 0:
         problems.append(f"image_every must be >= 0 (got {cfg.image_every})")
     if cfg.image_minutes < 0:
@@ -234,14 +269,14 @@ def validate(cfg: TrainConfig) -> None:
                             "starts from those weights instead: drop one of the two")
     if cfg.image_p_std is not None and cfg.image_p_std <= 0:
         problems.append(f"image_p_std must be > 0 or none (got {cfg.image_p_std})")
-    if cfg.p_std <= 0:
-        problems.append(f"p_std must be > 0 (got {cfg.p_std})")
-    if not 0 <= cfg.ema_decay < 1:
-        problems.append(f"ema_decay must be in [0, 1) (got {cfg.ema_decay})")
-    if cfg.ema_warmup <= 1:
-        problems.append(f"ema_warmup must be > 1 (got {cfg.ema_warmup}); 10 is the usual warmup")
     if cfg.image_batch_size < 1:
         problems.append(f"image_batch_size must be >= 1 (got {cfg.image_batch_size})")
+    return problems
+
+
+def _motion_problems(cfg: TrainConfig) -> list[str]:
+    """Motion hints, the planner, warped noise and flow consistency."""
+    problems = []
     if cfg.planner_fit_clips < 0 or cfg.planner_fit_steps < 0:
         problems.append("planner_fit_clips and planner_fit_steps must be >= 0")
     if cfg.planner_weight < 0:
@@ -252,16 +287,18 @@ def validate(cfg: TrainConfig) -> None:
         problems.append(f"noise_warp must be in [0, 1] (got {cfg.noise_warp})")
     if cfg.flow_consistency < 0:
         problems.append(f"flow_consistency must be >= 0 (got {cfg.flow_consistency})")
-    if cfg.lr <= 0:
-        problems.append(f"lr must be > 0 (got {cfg.lr})")
-    problems += check_task_weights(cfg.tasks)
+    return problems
+
+
+def _task_problems(cfg: TrainConfig) -> list[str]:
+    """Frame tasks, and the sampling strategy that needs one of them."""
+    problems = check_task_weights(cfg.tasks)
     if cfg.sample_strategy not in STRATEGIES:
         problems.append(f"sample_strategy must be one of {STRATEGIES} (got '{cfg.sample_strategy}')")
     elif cfg.sample_strategy != "joint" and not float(cfg.tasks.get("i2v", 0)) > 0:
         problems.append(f"sample_strategy '{cfg.sample_strategy}' samples from a first frame, which the model only "
                         "learns with the i2v task: give it a weight, e.g. --set 'tasks={\"t2v\": 0.5, \"i2v\": 0.5}'")
-    if problems:
-        raise ValueError("invalid training config: " + "; ".join(problems))
+    return problems
 
 
 def save_json(path: str | Path, obj: dict) -> None:

@@ -1,6 +1,6 @@
 """A training-time optical-flow consistency term: the predicted clean clip should move the way the real clip moves.
 
-For each training clip, OpenCV flow between neighbouring frames (eval/temporal.py: Farnebäck, forward and
+For each training clip, OpenCV flow between neighbouring frames (stillmotion/flow.py: Farnebäck, forward and
 backward, with the forward-backward occlusion check) says where every visible pixel of frame f + 1 was in frame f.
 The denoiser's prediction x0_hat is then asked to agree with itself along that flow:
 
@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stillmotion.eval.temporal import video_flows, visible
+from stillmotion.flow import video_flows, visible
 
 
 def clip_flow(video: np.ndarray, method: str = "farneback") -> tuple[np.ndarray, np.ndarray]:

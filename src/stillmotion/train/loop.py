@@ -1,4 +1,9 @@
-"""The training loop: one function, the same from a laptop to `torchrun --nproc_per_node N`.
+"""The training loop: `train`, the same from a laptop to `torchrun --nproc_per_node N`.
+
+`_train` reads top to bottom: set up (a fresh network with its model surgery `_init_from` and the parts fitted
+before the loop, `_fit_before_loop`; or a checkpoint's state, `_restore`), loop (`_loop`: `_accumulate` over
+micro-batches with `batch_loss`, then `_update`), save (`Checkpointer`). What a run shows while it trains is in
+train/monitor.py.
 
 Every random choice of a training example (the clip, its noise, its noise level, whether its prompt is dropped
 for classifier-free guidance) is a function of (seed, example index), and example indices are a function of the
@@ -9,44 +14,42 @@ see exactly the global batch one process would: they only split it.
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import itertools
 import math
 import os
 import platform
 import signal
-import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel as DDP
-from tqdm import tqdm
 
-from stillmotion import __version__
+from stillmotion import checkpoint
 from stillmotion.cond import Cond
 from stillmotion.data.video_io import to_float
 from stillmotion.data.worlds import get_world
 from stillmotion.diffusion.denoiser import Denoiser
-from stillmotion.diffusion.direction_probe import AXES, PROBE_SIGMAS, direction_probe
 from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.schedules import sample_training_sigmas
 from stillmotion.models.planner import plan_loss
 from stillmotion.models.registry import build_unet, count_params
 from stillmotion.models.text import TextEncoder
 from stillmotion.models.unet import TEMPORAL_KEYS, add_coord_inputs
-from stillmotion.train import checkpoint, dist, run_folder
+from stillmotion.train import dist, run_folder
 from stillmotion.train.config import TrainConfig, save_json
 from stillmotion.train.ema import EMA
 from stillmotion.train.flow_consistency import FlowCache, flow_consistency_loss, noise_weight
+from stillmotion.train.monitor import Log, log_probe, preview
 from stillmotion.train.motion import motion_from_flow
 from stillmotion.train.planner_fit import fit_planner
 from stillmotion.train.tasks import draw_task, task_frame_mask
 from stillmotion.train.workers import worker_loader
+from stillmotion.version import __version__
 
 
 def example_seed(seed: int, index: int) -> int:
@@ -278,19 +281,21 @@ def stages(cfg: TrainConfig) -> list[TrainConfig]:
     return [image, video]
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> Path:
+def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, command: str | None = None) -> Path:
     """Train a text-to-video model (each of its `stages`); return the checkpoint folder. Ctrl-C saves a
     checkpoint before exiting; `resume` continues where it stopped (a finished image stage is not trained again).
     The run folder is locked while training, and a folder that holds a run is refused unless `resume` or
     `overwrite` (which moves the old run aside; train/run_folder.py).
+    `command`: the command line that asked for this run, kept in the checkpoint's record for model cards (the CLI
+    gives its own; a library call records none). `cfg` itself is never changed.
     torch's thread count is the caller's again afterwards (a run may set its own: `threads`, `main_threads`)."""
     main = int(os.environ.get("RANK", "0")) == 0  # dist.init() comes later, in _train
     owner = run_folder.claim(cfg.out, resume=resume, overwrite=overwrite) if main else contextlib.nullcontext()
     with owner:
-        return _train_stages(cfg, resume=resume)
+        return _train_stages(cfg, resume=resume, command=command)
 
 
-def _train_stages(cfg: TrainConfig, *, resume: bool) -> Path:
+def _train_stages(cfg: TrainConfig, *, resume: bool, command: str | None) -> Path:
     before = torch.get_num_threads()
     runs = stages(cfg)
     if len(runs) > 1 and dist.is_main():  # what `--resume` reads back before the video stage has a checkpoint
@@ -302,277 +307,338 @@ def _train_stages(cfg: TrainConfig, *, resume: bool) -> Path:
             if saved and run is not runs[-1] and checkpoint.load_config(run.out).get("record", {}).get("finished"):
                 dist.print0(f"{run.out}: finished already; going on from it")
                 continue
-            path = _train(run, resume=saved)
+            path = _train(run, resume=saved, command=command)
         return path
     finally:
         torch.set_num_threads(before)
 
 
-def _train(cfg: TrainConfig, *, resume: bool) -> Path:
-    device = dist.init()
-    world_size, rank = dist.world_size(), dist.rank()
-    threads = cfg.threads or main_threads(cfg.workers)
-    if threads:
-        torch.set_num_threads(threads)
-    if cfg.batch_size % (world_size * cfg.grad_accum):
-        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by processes ({world_size}) x "
-                         f"grad_accum ({cfg.grad_accum})")
-    micro = cfg.batch_size // (world_size * cfg.grad_accum)
+def _train(cfg: TrainConfig, *, resume: bool, command: str | None = None) -> Path:
+    """One run: set up (a fresh model, surgery and fitted parts; or a checkpoint's state), loop, save."""
+    device, micro = _setup_process(cfg)
     out = Path(cfg.out)
-    if dist.is_main():
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
-
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the network's initial weights
     source = make_source(cfg)
-    if cfg.data is not None and cfg.sample_prompts == TrainConfig().sample_prompts:
-        cfg.sample_prompts = sorted({c for c in (source.sample(i).caption for i in range(8))})[:4]  # shapes -> data
-    text = TextEncoder(cfg.text_encoder, device=device)  # on a GPU, uncached captions cost ~nothing
-    if getattr(source, "text_cache", None) is not None:  # a preprocessed folder: its captions are embedded already
-        dist.print0(f"text embeddings: {text.load_cache(source.text_cache)} captions from {source.text_cache}")
+    cfg = _with_preview_prompts(cfg, source)  # a copy: the caller's config stays as it was
+    text = _text_encoder(cfg, source, device)
     net = build_unet(cfg.model, **cfg.model_overrides, text_dim=text.dim).to(device)
-    init_record = None
-    if cfg.init_from and not resume:
-        weights = {k: v.float() for k, v in checkpoint.load_weights(cfg.init_from).items()}
-        replaced = cfg.planner_fit_clips > 0 and any(k.startswith(PLANNER_PREFIXES) for k in weights)
-        if cfg.planner_fit_clips > 0:  # its planners (of any shape) give way to the ones fitted below
-            weights = {k: v for k, v in weights.items() if not k.startswith(PLANNER_PREFIXES)}
-        weights, coords_added = add_coord_inputs(weights, net.config) if hasattr(net.config, "coords") \
-            else (weights, False)
-        absent = tuple(p for p in OPTIONAL_PREFIXES if getattr(net, p.rstrip("."), None) is None)  # parts it lacks
-        dropped = sorted({k.split(".")[0] for k in weights if k.startswith(absent)})
-        weights = {k: v for k, v in weights.items() if not k.startswith(absent)}
-        try:
-            result = net.load_state_dict(weights, strict=False)
-        except RuntimeError as e:
-            raise ValueError(f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}' "
-                             f"({(str(e).splitlines()[1:] or [str(e)])[0].strip()}); use the same model preset and "
-                             "overrides") from None
-        new = [k for k in result.missing_keys if any(p in k for p in TEMPORAL_KEYS)]
-        if result.unexpected_keys or len(new) != len(result.missing_keys):
-            raise ValueError(f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}' "
-                             f"(unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
-        init_record = {"path": str(checkpoint.resolve(cfg.init_from)),
-                       **checkpoint.load_config(cfg.init_from).get("record", {})}  # provenance for model cards
-        new = [k for k in new if not k.startswith(PLANNER_PREFIXES)]
-        dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
-                    + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else "")
-                    + ("; its planners are replaced by ones fitted here (planner_fit_clips)" if replaced else "")
-                    + ("; its input layer gains the coordinate channels, at zero" if coords_added else "")
-                    + (f"; its {', '.join(dropped)} weights are left out (this model has none)" if dropped else ""))
-    if getattr(net.config, "text_whiten", False) and not cfg.init_from and not resume:
-        fit_text_whitening(net, text, source, cfg)
-    planner_fit = None
-    if cfg.planner_fit_clips > 0 and getattr(net, "planner", None) is not None and not resume:  # a fresh planner
-        planner_fit = fit_planner(net, text, source, [clip_seed(cfg, i) for i in range(cfg.planner_fit_clips)],
-                                  steps=cfg.planner_fit_steps, seed=cfg.seed, workers=max(cfg.workers, 2))
-        dist.print0(f"planner fitted on {planner_fit['clips']} clips ({planner_fit['heads']} head(s) x "
-                    f"{planner_fit['steps']} steps, {planner_fit['seconds']:.0f} s): median spread "
-                    f"{planner_fit['motion']['median_spread']:.3f}; it stays as fitted")
+    origin = {"commands": [command] if command else [], "init_from": None, "planner_fit": None}  # provenance
+    if not resume:
+        origin["init_from"] = _init_from(net, cfg) if cfg.init_from else None
+        origin["planner_fit"] = _fit_before_loop(net, text, source, cfg)
     ema = EMA(net, cfg.ema_decay, cfg.ema_warmup)
     # fused: one kernel over all tensors; torch's CPU default is a loop over the 300-odd tensors (the update alone:
     # 23 ms on one thread for the cpu preset, 4.4 ms fused; a whole shapes-s step, ~1 s, shows no difference)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay,
                             fused=device.type in ("cpu", "cuda"))
-    step, history = 0, []
-    elapsed = planner_fit["seconds"] if planner_fit else 0.0  # part of the budget
-    argv0 = Path(sys.argv[0])  # the console script, or python -m / torchrun -m stillmotion.cli
-    via_cli = argv0.name == "stillmotion" or argv0.parts[-2:] == ("cli", "__main__.py")
-    commands = [" ".join(["stillmotion", *sys.argv[1:]]) if via_cli else " ".join(sys.argv)]  # for model cards
+    progress = Progress(elapsed=origin["planner_fit"]["seconds"] if origin["planner_fit"] else 0.0)  # in the budget
     if resume:
-        state = checkpoint.load_training_state(out)
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["optimizer"])
-        ema.load_state_dict(state["ema"])
-        step, elapsed, history = state["step"], state["elapsed"], list(state["loss_history"])
-        torch.set_rng_state(state["torch_rng"])
-        saved_record = checkpoint.load_config(out).get("record", {})
-        commands = saved_record.get("commands", []) + commands
-        init_record = saved_record.get("init_from")
-        planner_fit = saved_record.get("planner_fit")
-        dist.print0(f"resumed from {checkpoint.resolve(out)} at step {step} ({elapsed / 60:.1f} min trained)")
-    if planner_fit and getattr(net, "planner", None) is not None:  # a fitted planner stays as fitted, also resumed
+        progress, saved = _restore(out, net, opt, ema)
+        origin = {"commands": saved.get("commands", []) + origin["commands"],
+                  "init_from": saved.get("init_from"), "planner_fit": saved.get("planner_fit")}
+    if origin["planner_fit"] and getattr(net, "planner", None) is not None:  # stays as fitted, also resumed
         net.planner.requires_grad_(False)  # batch-16 steps drifted a fitted planner (0.78 -> 0.54 of 256 prompts)
-    if world_size > 1 and cfg.image_every > 0 and getattr(net, "planner", None) is not None:
-        raise ValueError("image_every with a motion_planner is not supported across processes (the planner is "
-                         "trained outside the DDP forward); train it in one process or set image_every=0")
-    # image steps (F = 1) leave the temporal layers without gradients
-    train_net = DDP(net, find_unused_parameters=cfg.image_every > 0) if world_size > 1 else net
-    denoiser = Denoiser(train_net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
-    n_params = count_params(net)
-    dist.print0(f"stillmotion {__version__}: training {cfg.model} ({n_params / 1e6:.2f}M params) on "
-                f"{cfg.data or cfg.world} {cfg.frames}x{cfg.size}x{cfg.size}, batch {cfg.batch_size} "
-                f"({world_size} process(es) x {cfg.grad_accum} accum x {micro}), device {device}")
-
-    log_path = out / "log.csv"
-    logger = None
-    if dist.is_main():
-        if resume:  # rows a killed run logged after its last checkpoint come again: keep the checkpoint's
-            for csv_path in (log_path, out / "probe.csv"):
-                run_folder.trim_csv(csv_path, step)
-        new_log = not (resume and log_path.exists())
-        log_file = open(log_path, "w" if new_log else "a", newline="")  # noqa: SIM115
-        logger = csv.writer(log_file)
-        if new_log:
-            logger.writerow(["step", "loss", "lr", "grad_norm", "clips_per_s", "elapsed_s"])
-    tb = None
-    if cfg.tensorboard and dist.is_main():
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError as e:
-            raise ImportError("tensorboard=true needs the tensorboard package: pip install tensorboard") from e
-        tb = SummaryWriter(str(out / "tensorboard"))
-
-    def save(final: bool = False) -> Path:
-        record = {"step": step, "clips_seen": step * cfg.batch_size, "wall_clock_s": round(elapsed, 1),
-                  "processes": world_size, "device": str(device), "hardware": hardware(device),
-                  "threads": torch.get_num_threads(), "torch": torch.__version__, "params": n_params,
-                  "commands": commands, **({"init_from": init_record} if init_record else {}),
-                  **({"planner_fit": planner_fit} if planner_fit else {}),
-                  "final_loss": history[-1] if history else None, "finished": final}
-        path = out / "checkpoint"
-        if dist.is_main():
-            state = {"net": net.state_dict(), "optimizer": opt.state_dict(), "ema": ema.state_dict(),
-                     "step": step, "elapsed": elapsed, "torch_rng": torch.get_rng_state(), "loss_history": history}
-            path = checkpoint.save(out, weights=ema.shadow, config=checkpoint_config(cfg, net, text, record),
-                                   training_state=state)
-            save_json(out / "train_config.json", cfg.to_dict())
-        dist.barrier()
-        return path
-
-    if threading.current_thread() is threading.main_thread():
-        # a scheduler's SIGTERM (preemption, `kill`) saves a checkpoint like Ctrl-C does
-        signal.signal(signal.SIGTERM, _raise_interrupt)
-    budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
-    total = cfg.steps
-    bar = tqdm(total=total, initial=step, disable=not dist.is_main(), unit="step", dynamic_ncols=True)
-    last_ckpt, autocast = time.time(), contextlib.nullcontext()
-    if cfg.bf16:
-        autocast = torch.autocast(device.type, dtype=torch.bfloat16)
-    # networks from elsewhere (the benchmarks' peers) have neither motion hints nor a planner
-    motion_cond, planner = getattr(net.config, "motion_cond", False), getattr(net, "planner", None) is not None
-    planner_fixed = planner and not any(p.requires_grad for p in net.planner.parameters())
-    micro_batches = MicroBatchClips(cfg, source, micro, world_size, rank, with_flows=needs_flows(cfg, motion_cond))
-    prefetched = None
-    if cfg.workers > 0:  # decode the next micro-batches in worker processes while this one trains
-        prefetched = iter(worker_loader(micro_batches, cfg.workers, sampler=itertools.count(step * cfg.grad_accum),
-                                        prefetch_factor=2, persistent_workers=False))
+    run = Training.build(cfg, device, micro, source, text, net, opt, ema)
+    save = Checkpointer(run, out, origin)
+    if origin["planner_fit"] and not resume:  # the fit's own checkpoint: a run stopped from here on resumes
+        save(progress)                        # without fitting it again
+    log = Log(cfg, out, progress.step, resume=resume)
     try:
-        while (cfg.steps is None or step < cfg.steps) and elapsed < budget_s:
-            t0 = time.time()
-            for group in opt.param_groups:
-                group["lr"] = lr_at(cfg, step)
-            opt.zero_grad(set_to_none=True)
-            loss_sum = torch.zeros((), device=device)
-            for a in range(cfg.grad_accum):
-                k = step * cfg.grad_accum + a
-                clips, flows = next(prefetched) if prefetched is not None else (None, None)
-                batch = make_batch(cfg, source, text, micro_batches.indices(k), device, clips, flows,
-                                   motion_cond=motion_cond)
-                if is_image_step(cfg, step):
-                    batch = as_images(batch)
-                sync = contextlib.nullcontext() if (world_size == 1 or a == cfg.grad_accum - 1) \
-                    else train_net.no_sync()
-                with sync, autocast:
-                    loss, x0_hat = denoiser.loss(batch.x0, batch.sigma, batch.cond, noise=batch.noise,
-                                                 mask=batch.loss_mask, min_snr_gamma=cfg.min_snr_gamma,
-                                                 return_x0=True)
-                    if batch.flow is not None:
-                        flow_term = flow_consistency_loss(x0_hat, batch.flow, batch.seen) * noise_weight(batch.sigma)
-                        loss = loss + cfg.flow_consistency * flow_term.to(loss.dtype)
-                    loss = loss.mean()
-                    if planner and batch.x0.shape[2] > 1 and not planner_fixed:  # learn the prompt's motion
-                        plan = net.plan_motion(batch.cond.text, batch.cond.text_mask)  # (not from dropped captions)
-                        spoken = torch.tensor([c != "" for c in batch.captions], dtype=plan.dtype, device=device)
-                        loss = loss + cfg.planner_weight * plan_loss(plan, batch.motion[:, :2], spoken)
-                    (loss / cfg.grad_accum).backward()
-                loss_sum += loss.detach() / cfg.grad_accum
-            grad_norm = torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-            if not torch.isfinite(grad_norm):
-                dist.print0(f"step {step}: non-finite gradient norm, skipping the update")
-                opt.zero_grad(set_to_none=True)
-            else:
-                opt.step()
-                ema.update(net)
-            step += 1
-            loss_val = dist.all_reduce_mean(loss_sum).item()
-            history.append(loss_val)
-            dt = time.time() - t0
-            # every process must agree on the wall clock to stop together
-            elapsed = float(dist.broadcast_object(elapsed + dt))
-            if dist.is_main():
-                bar.update(1)
-                postfix = {"loss": f"{loss_val:.4f}", "clips/s": f"{cfg.batch_size / dt:.1f}"}
-                if cfg.minutes:
-                    postfix["left"] = f"{max(0.0, budget_s - elapsed) / 60:.1f}m"
-                bar.set_postfix(postfix)
-                if step % cfg.log_every == 0 or step == 1:
-                    logger.writerow([step, f"{loss_val:.6f}", f"{lr_at(cfg, step - 1):.3g}",
-                                     f"{float(grad_norm):.4f}", f"{cfg.batch_size / dt:.2f}", f"{elapsed:.1f}"])
-                    log_file.flush()
-                    if tb is not None:
-                        tb.add_scalar("loss", loss_val, step)
-            if dist.broadcast_object(time.time() - last_ckpt > cfg.ckpt_minutes * 60):
-                save()
-                last_ckpt = time.time()
-            if cfg.probe_every and step % cfg.probe_every == 0 and dist.is_main():
-                log_probe(cfg, ema.shadow, text, step, elapsed, out / "probe.csv")
-            if cfg.sample_every and step % cfg.sample_every == 0 and dist.is_main():
-                preview(cfg, ema.shadow, text, out / "samples" / f"step{step:06d}")
+        with _sigterm_interrupts():
+            _loop(run, progress, save, log)
     except KeyboardInterrupt:
-        dist.print0(f"\ninterrupted at step {step}: saving a checkpoint; continue with --resume")
-        save()
+        dist.print0(f"\ninterrupted at step {progress.step}: saving a checkpoint; continue with --resume")
+        save(progress)
         raise
     finally:
-        bar.close()
-    path = save(final=True)
+        log.close()
+    path = save(progress, final=True)
     if dist.is_main():
-        log_file.close()
-        if tb is not None:
-            tb.close()
         preview(cfg, ema.shadow, text, out / "samples" / "final")
-        dist.print0(f"done: {step} steps in {elapsed / 60:.1f} min; checkpoint {path}")
+        dist.print0(f"done: {progress.step} steps in {progress.elapsed / 60:.1f} min; checkpoint {path}")
     dist.barrier()
     return path
 
 
+def _setup_process(cfg: TrainConfig) -> tuple[torch.device, int]:
+    """Join the process group (under torchrun), set torch's threads, check the run folder can be written;
+    return this process's device and its micro-batch size."""
+    device = dist.init()
+    threads = cfg.threads or main_threads(cfg.workers)
+    if threads:
+        torch.set_num_threads(threads)
+    parts = dist.world_size() * cfg.grad_accum
+    if cfg.batch_size % parts:
+        raise ValueError(f"batch_size {cfg.batch_size} must be divisible by processes ({dist.world_size()}) x "
+                         f"grad_accum ({cfg.grad_accum})")
+    if dist.is_main():  # fail now, not at the first checkpoint minutes later
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    return device, cfg.batch_size // parts
+
+
+def _with_preview_prompts(cfg: TrainConfig, source) -> TrainConfig:
+    """A video folder's run previews its own captions, not the default shapes prompts (a copy of `cfg`)."""
+    if cfg.data is None or cfg.sample_prompts != TrainConfig().sample_prompts:
+        return cfg
+    prompts = sorted({c for c in (source.sample(i).caption for i in range(8))})[:4]
+    return dataclasses.replace(cfg, sample_prompts=prompts)
+
+
+def _text_encoder(cfg: TrainConfig, source, device: torch.device) -> TextEncoder:
+    text = TextEncoder(cfg.text_encoder, device=device)  # on a GPU, uncached captions cost ~nothing
+    if getattr(source, "text_cache", None) is not None:  # a preprocessed folder: its captions are embedded already
+        dist.print0(f"text embeddings: {text.load_cache(source.text_cache)} captions from {source.text_cache}")
+    return text
+
+
+def _init_from(net, cfg: TrainConfig) -> dict:
+    """Model surgery: start `net` from the weights of `cfg.init_from` (a checkpoint or run folder). Temporal
+    layers it lacks start at zero (inflating an image model), coordinate channels are added at zero, parts `net`
+    does not build are left out, and with planner_fit_clips its planners give way to the ones fitted next.
+    Returns its provenance for the record (model cards follow it back to the first stage)."""
+    weights = {k: v.float() for k, v in checkpoint.load_weights(cfg.init_from).items()}
+    replaced = cfg.planner_fit_clips > 0 and any(k.startswith(PLANNER_PREFIXES) for k in weights)
+    if cfg.planner_fit_clips > 0:  # its planners (of any shape) give way to the ones fitted later
+        weights = {k: v for k, v in weights.items() if not k.startswith(PLANNER_PREFIXES)}
+    weights, coords_added = add_coord_inputs(weights, net.config) if hasattr(net.config, "coords") \
+        else (weights, False)
+    absent = tuple(p for p in OPTIONAL_PREFIXES if getattr(net, p.rstrip("."), None) is None)  # parts it lacks
+    dropped = sorted({k.split(".")[0] for k in weights if k.startswith(absent)})
+    weights = {k: v for k, v in weights.items() if not k.startswith(absent)}
+    new = [k for k in _load_fitting(net, weights, cfg) if not k.startswith(PLANNER_PREFIXES)]
+    dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
+                + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else "")
+                + ("; its planners are replaced by ones fitted here (planner_fit_clips)" if replaced else "")
+                + ("; its input layer gains the coordinate channels, at zero" if coords_added else "")
+                + (f"; its {', '.join(dropped)} weights are left out (this model has none)" if dropped else ""))
+    return {"path": str(checkpoint.resolve(cfg.init_from)), **checkpoint.load_config(cfg.init_from).get("record", {})}
+
+
+def _load_fitting(net, weights: dict, cfg: TrainConfig) -> list[str]:
+    """Load `weights` into `net`, where only temporal tensors may be missing; return those (they stay at zero)."""
+    fits_not = f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}'"
+    try:
+        result = net.load_state_dict(weights, strict=False)
+    except RuntimeError as e:
+        raise ValueError(f"{fits_not} ({(str(e).splitlines()[1:] or [str(e)])[0].strip()}); use the same model "
+                         "preset and overrides") from None
+    new = [k for k in result.missing_keys if any(p in k for p in TEMPORAL_KEYS)]
+    if result.unexpected_keys or len(new) != len(result.missing_keys):
+        raise ValueError(f"{fits_not} (unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
+    return new
+
+
+def _fit_before_loop(net, text: TextEncoder, source, cfg: TrainConfig) -> dict | None:
+    """The parts of a fresh run fitted before the loop and not trained in it: the text whitening of a model
+    started from scratch, and a fresh motion planner (planner_fit_clips). Returns the planner fit's record (None
+    if there was none); `_train` checkpoints the fit at once."""
+    if getattr(net.config, "text_whiten", False) and not cfg.init_from:
+        fit_text_whitening(net, text, source, cfg)
+    if cfg.planner_fit_clips <= 0 or getattr(net, "planner", None) is None:
+        return None
+    fit = fit_planner(net, text, source, [clip_seed(cfg, i) for i in range(cfg.planner_fit_clips)],
+                      steps=cfg.planner_fit_steps, seed=cfg.seed, workers=max(cfg.workers, 2))
+    dist.print0(f"planner fitted on {fit['clips']} clips ({fit['heads']} head(s) x {fit['steps']} steps, "
+                f"{fit['seconds']:.0f} s): median spread {fit['motion']['median_spread']:.3f}; it stays as fitted")
+    return fit
+
+
+@dataclass
+class Progress:
+    """Where a run stands: what its training state holds besides the weights, optimizer, EMA and RNG."""
+    step: int = 0
+    elapsed: float = 0.0   # seconds of training (a planner fit's included): the budget `minutes` counts these
+    history: list[float] = field(default_factory=list)  # the loss of each step
+
+
+def _restore(out: Path, net, opt, ema: EMA) -> tuple[Progress, dict]:
+    """Load the run's last checkpoint into net, optimizer, EMA and torch's RNG; return where it stood and the
+    record that checkpoint holds."""
+    state = checkpoint.load_training_state(out)
+    net.load_state_dict(state["net"])
+    opt.load_state_dict(state["optimizer"])
+    ema.load_state_dict(state["ema"])
+    torch.set_rng_state(state["torch_rng"])
+    progress = Progress(state["step"], state["elapsed"], list(state["loss_history"]))
+    dist.print0(f"resumed from {checkpoint.resolve(out)} at step {progress.step} ({progress.elapsed / 60:.1f} min "
+                "trained)")
+    return progress, checkpoint.load_config(out).get("record", {})
+
+
+@dataclass
+class Training:
+    """What the loop works with, set up once."""
+    cfg: TrainConfig
+    device: torch.device
+    source: object                  # make_source's world or video folder
+    text: TextEncoder
+    net: torch.nn.Module            # the network (its state is what is saved)
+    train_net: torch.nn.Module      # the same, DDP-wrapped across processes
+    denoiser: Denoiser              # around train_net
+    opt: torch.optim.Optimizer
+    ema: EMA
+    micro_batches: MicroBatchClips
+    motion_cond: bool               # the network reads motion hints: batches carry them
+    train_planner: bool             # a planner not fitted beforehand learns in the loop
+
+    @classmethod
+    def build(cls, cfg, device, micro, source, text, net, opt, ema) -> Training:
+        world_size = dist.world_size()
+        planner = getattr(net, "planner", None) is not None  # networks from elsewhere (bench peers) have none
+        if world_size > 1 and cfg.image_every > 0 and planner:
+            raise ValueError("image_every with a motion_planner is not supported across processes (the planner is "
+                             "trained outside the DDP forward); train it in one process or set image_every=0")
+        # image steps (F = 1) leave the temporal layers without gradients
+        train_net = DDP(net, find_unused_parameters=cfg.image_every > 0) if world_size > 1 else net
+        motion_cond = getattr(net.config, "motion_cond", False)
+        run = cls(cfg, device, source, text, net, train_net, opt=opt, ema=ema, motion_cond=motion_cond,
+                  denoiser=Denoiser(train_net, cfg.parameterization, cfg.sigma_data, cfg.data_mean),
+                  micro_batches=MicroBatchClips(cfg, source, micro, world_size, dist.rank(),
+                                                with_flows=needs_flows(cfg, motion_cond)),
+                  train_planner=planner and any(p.requires_grad for p in net.planner.parameters()))
+        dist.print0(f"stillmotion {__version__}: training {cfg.model} ({count_params(net) / 1e6:.2f}M params) on "
+                    f"{cfg.data or cfg.world} {cfg.frames}x{cfg.size}x{cfg.size}, batch {cfg.batch_size} "
+                    f"({world_size} process(es) x {cfg.grad_accum} accum x {micro}), device {device}")
+        return run
+
+
+class Checkpointer:
+    """Saves the run's checkpoint (rank 0 writes, every process waits): the EMA weights to sample with, the
+    training state to resume from, and the record model cards read (progress, machine, provenance)."""
+
+    def __init__(self, run: Training, out: Path, origin: dict):
+        self.run, self.out, self.origin = run, out, origin
+        self.n_params = count_params(run.net)
+
+    def record(self, progress: Progress, final: bool) -> dict:
+        cfg, device, origin = self.run.cfg, self.run.device, self.origin
+        return {"step": progress.step, "clips_seen": progress.step * cfg.batch_size,
+                "wall_clock_s": round(progress.elapsed, 1), "processes": dist.world_size(), "device": str(device),
+                "hardware": hardware(device), "threads": torch.get_num_threads(), "torch": torch.__version__,
+                "params": self.n_params, "commands": origin["commands"],
+                **({"init_from": origin["init_from"]} if origin["init_from"] else {}),
+                **({"planner_fit": origin["planner_fit"]} if origin["planner_fit"] else {}),
+                "final_loss": progress.history[-1] if progress.history else None, "finished": final}
+
+    def __call__(self, progress: Progress, *, final: bool = False) -> Path:
+        run, path = self.run, self.out / "checkpoint"
+        if dist.is_main():
+            state = {"net": run.net.state_dict(), "optimizer": run.opt.state_dict(), "ema": run.ema.state_dict(),
+                     "step": progress.step, "elapsed": progress.elapsed, "torch_rng": torch.get_rng_state(),
+                     "loss_history": progress.history}
+            config = checkpoint_config(run.cfg, run.net, run.text, self.record(progress, final))
+            path = checkpoint.save(self.out, weights=run.ema.shadow, config=config, training_state=state)
+            save_json(self.out / "train_config.json", run.cfg.to_dict())
+        dist.barrier()
+        return path
+
+
+def _loop(run: Training, progress: Progress, save: Checkpointer, log: Log) -> None:
+    """Optimizer steps until the budget (steps or minutes) is spent; checkpoints every ckpt_minutes, and the
+    direction probe and previews when asked."""
+    cfg, out = run.cfg, save.out
+    clips = _clip_stream(run, progress.step)
+    budget_s, last_ckpt = cfg.minutes * 60 if cfg.minutes else math.inf, time.time()
+    while (cfg.steps is None or progress.step < cfg.steps) and progress.elapsed < budget_s:
+        t0 = time.time()
+        for group in run.opt.param_groups:
+            group["lr"] = lr_at(cfg, progress.step)
+        run.opt.zero_grad(set_to_none=True)
+        loss = _accumulate(run, progress.step, clips)
+        grad_norm = _update(run, progress.step)
+        progress.step += 1
+        progress.history.append(dist.all_reduce_mean(loss).item())
+        dt = time.time() - t0
+        # every process must agree on the wall clock to stop together
+        progress.elapsed = float(dist.broadcast_object(progress.elapsed + dt))
+        log.step(progress.step, progress.history[-1], lr=lr_at(cfg, progress.step - 1), grad_norm=grad_norm,
+                 seconds=dt, elapsed=progress.elapsed)
+        if dist.broadcast_object(time.time() - last_ckpt > cfg.ckpt_minutes * 60):
+            save(progress)
+            last_ckpt = time.time()
+        if cfg.probe_every and progress.step % cfg.probe_every == 0 and dist.is_main():
+            log_probe(cfg, run.ema.shadow, run.text, progress.step, progress.elapsed, out / "probe.csv")
+        if cfg.sample_every and progress.step % cfg.sample_every == 0 and dist.is_main():
+            preview(cfg, run.ema.shadow, run.text, out / "samples" / f"step{progress.step:06d}")
+
+
+def _clip_stream(run: Training, step: int):
+    """The decoded clips (and flows) of each micro-batch from `step` on, in order: from DataLoader workers that
+    decode ahead while this process trains (cfg.workers > 0), or None (make_batch decodes them in place)."""
+    cfg = run.cfg
+    if cfg.workers <= 0:
+        return None
+    return iter(worker_loader(run.micro_batches, cfg.workers, sampler=itertools.count(step * cfg.grad_accum),
+                              prefetch_factor=2, persistent_workers=False))
+
+
+def _accumulate(run: Training, step: int, clips) -> torch.Tensor:
+    """Forward and backward over this process's grad_accum micro-batches of `step`; return their mean loss."""
+    cfg, ddp = run.cfg, run.train_net is not run.net
+    autocast = torch.autocast(run.device.type, dtype=torch.bfloat16) if cfg.bf16 else contextlib.nullcontext()
+    loss_sum = torch.zeros((), device=run.device)
+    for a in range(cfg.grad_accum):
+        decoded, flows = next(clips) if clips is not None else (None, None)
+        batch = make_batch(cfg, run.source, run.text, run.micro_batches.indices(step * cfg.grad_accum + a),
+                           run.device, decoded, flows, motion_cond=run.motion_cond)
+        if is_image_step(cfg, step):
+            batch = as_images(batch)
+        # DDP averages the gradients across processes once, in the backward of the last micro-batch
+        sync = run.train_net.no_sync() if ddp and a < cfg.grad_accum - 1 else contextlib.nullcontext()
+        with sync, autocast:
+            loss = batch_loss(cfg, run.denoiser, run.net, batch, train_planner=run.train_planner)
+            (loss / cfg.grad_accum).backward()
+        loss_sum += loss.detach() / cfg.grad_accum
+    return loss_sum
+
+
+def batch_loss(cfg: TrainConfig, denoiser: Denoiser, net, batch: Batch, *, train_planner: bool) -> torch.Tensor:
+    """The loss of one micro-batch (a scalar): denoising on the frames to predict (diffusion/denoiser.py), plus
+    the flow consistency of the clean estimate (train/flow_consistency.py), plus the planner's loss on each
+    clip's measured motion (models/planner.py; videos only, and only for a planner that learns in the loop)."""
+    loss, x0_hat = denoiser.loss(batch.x0, batch.sigma, batch.cond, noise=batch.noise, mask=batch.loss_mask,
+                                 min_snr_gamma=cfg.min_snr_gamma, return_x0=True)  # (B,), (B, C, F, H, W)
+    if batch.flow is not None:
+        flow_term = flow_consistency_loss(x0_hat, batch.flow, batch.seen) * noise_weight(batch.sigma)  # (B,)
+        loss = loss + cfg.flow_consistency * flow_term.to(loss.dtype)
+    loss = loss.mean()
+    if train_planner and batch.x0.shape[2] > 1:  # learn the prompt's motion (not from dropped captions)
+        plan = net.plan_motion(batch.cond.text, batch.cond.text_mask)
+        spoken = torch.tensor([c != "" for c in batch.captions], dtype=plan.dtype, device=plan.device)
+        loss = loss + cfg.planner_weight * plan_loss(plan, batch.motion[:, :2], spoken)
+    return loss
+
+
+def _update(run: Training, step: int) -> torch.Tensor:
+    """Clip the gradient norm and take the optimizer step and the EMA update; a non-finite norm skips both.
+    Returns the norm."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(run.net.parameters(), run.cfg.grad_clip)
+    if torch.isfinite(grad_norm):
+        run.opt.step()
+        run.ema.update(run.net)
+    else:
+        dist.print0(f"step {step}: non-finite gradient norm, skipping the update")
+        run.opt.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    """A scheduler's SIGTERM (preemption, `kill`) saves a checkpoint like Ctrl-C does, while the loop runs; the
+    process's own handler is back afterwards (signals can only be set from the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if before is None else before)  # None: set outside Python
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
-
-
-PROBE_SUBJECTS = ["a red circle", "a blue square", "a green triangle", "a yellow circle"]
-
-
-def log_probe(cfg: TrainConfig, net, text: TextEncoder, step: int, elapsed: float, path: Path) -> None:
-    """Append the high-noise direction probe of the EMA weights (diffusion/direction_probe.py) to probe.csv:
-    the right-minus-left and down-minus-up travel of the clean estimate at each probe level, in pixels, conditioned
-    as sampling conditions it (the prompt, and the hint a motion planner reads from it)."""
-    from stillmotion.pipelines.text_to_video import TextToVideo
-
-    pipe = TextToVideo(Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean), text, frames=cfg.frames,
-                       size=cfg.size)
-    probe = direction_probe(pipe.denoiser, lambda prompts: pipe.conditions(prompts)[0], subjects=PROBE_SUBJECTS,
-                            frames=cfg.frames, size=cfg.size, n=2, data_mean=cfg.data_mean, seed=0)
-    new = not path.exists()
-    with open(path, "a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(["step", "elapsed_s", *(f"{a}@{s:g}" for a in AXES for s in PROBE_SIGMAS)])
-        writer.writerow([step, f"{elapsed:.1f}", *(f"{probe[a][f'{s:g}']:.3f}" for a in AXES for s in PROBE_SIGMAS)])
-
-
-def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:
-    """Sample the preview prompts with the EMA weights; write a GIF grid and a contact sheet."""
-    from stillmotion.data.video_io import save_contact_sheet, video_grid, write_video
-    from stillmotion.pipelines.text_to_video import TextToVideo
-
-    denoiser = Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
-    pipe = TextToVideo(denoiser, text, frames=cfg.frames, size=cfg.size,
-                       info={"sampling": {"strategy": cfg.sample_strategy}})
-    videos = pipe(cfg.sample_prompts, steps=cfg.sample_steps, seed=0, progress=False)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    frames = [v for v in videos.cpu()]
-    write_video(stem.with_suffix(".gif"), video_grid(frames, ncols=min(4, len(frames))), fps=8, scale=3)
-    save_contact_sheet(stem.with_suffix(".png"), frames, captions=list(cfg.sample_prompts), scale=2)

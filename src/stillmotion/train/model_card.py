@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from stillmotion.data.atomic import write_atomic
+from stillmotion.atomic import write_atomic
 
 
 def training_stages(record: dict) -> list[dict]:

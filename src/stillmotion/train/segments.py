@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from stillmotion.train.checkpoint import load_config
+from stillmotion.checkpoint import load_config
 from stillmotion.train.config import TrainConfig
 from stillmotion.train.loop import train
 

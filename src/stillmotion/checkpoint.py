@@ -3,6 +3,10 @@
 A run folder holds the latest checkpoint in `checkpoint/`. Saving writes a complete new folder beside it and
 swaps it in with renames, so a crash at any moment leaves the last good checkpoint loadable (at worst under the
 name `checkpoint.old/`, which `resolve` also finds). Loading needs only the path.
+
+The format is read and written here, one layer above models/ and diffusion/ (checking a config.json asks the
+U-Net's config and the parameterizations) and below everything that saves or loads a model: data, pipelines,
+train, eval, the CLI.
 """
 
 from __future__ import annotations
@@ -17,7 +21,10 @@ from safetensors import torch as safetensors_torch
 from safetensors.torch import load_file
 from torch import nn
 
-from stillmotion import __version__
+from stillmotion.diffusion.denoiser import PARAMETERIZATIONS
+from stillmotion.fieldtypes import fits, type_name
+from stillmotion.models.unet import UNetConfig
+from stillmotion.version import __version__
 
 FORMAT = "stillmotion-checkpoint/1"
 
@@ -151,9 +158,6 @@ def config_problem(config: dict, required: tuple[str, ...] = ()) -> str | None:
 
 def _values_problem(config: dict) -> str | None:
     """Values of the right type that still cannot be: a model config its U-Net refuses, a negative sigma_data."""
-    from stillmotion.diffusion.denoiser import PARAMETERIZATIONS
-    from stillmotion.models.unet import UNetConfig
-
     model, diffusion, data = (config.get(name, {}) for name in ("model", "diffusion", "data"))
     if model.get("arch", "spacetime-unet") != "spacetime-unet":
         return f"model.arch: expected 'spacetime-unet', got {model['arch']!r}"
@@ -174,8 +178,6 @@ def _values_problem(config: dict) -> str | None:
 
 def _section_problem(section: dict, fields: dict, name: str) -> str | None:
     """A field of one section that is unknown, missing or of the wrong type (SECTIONS gives the fields)."""
-    from stillmotion.fieldtypes import fits, type_name
-
     unknown = sorted(set(section) - set(fields))
     if unknown:
         return f"{name}: unknown field(s) {unknown}; known fields are {sorted(fields)}"
