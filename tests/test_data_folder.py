@@ -283,8 +283,8 @@ def test_preprocess_resumes_after_interruption_without_duplicates(caption_folder
 
 
 def test_a_video_folder_is_a_training_source(caption_folder):
+    from stillmotion.train.batches import make_batch
     from stillmotion.train.config import TrainConfig
-    from stillmotion.train.loop import make_batch
 
     class Words:  # stands in for the text encoder: one token per caption
         def encode(self, captions):

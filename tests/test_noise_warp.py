@@ -56,8 +56,9 @@ def test_bad_amount_or_shape_is_a_clear_error():
 def test_training_noise_follows_the_clip_and_sampling_follows_the_hint(tmp_path):
     from stillmotion.models.text import TextEncoder
     from stillmotion.pipelines.text_to_video import TextToVideo
+    from stillmotion.train.batches import make_batch, make_source
     from stillmotion.train.config import make_config
-    from stillmotion.train.loop import make_batch, make_source, train
+    from stillmotion.train.loop import train
 
     cfg = make_config("shapes-tiny", {"frames": 8, "size": 32, "p_two": 0.0, "noise_warp": 1.0,
                                       "world_options": {"motions": ["left"], "background": "black"}})

@@ -148,8 +148,8 @@ def test_fit_planner_reads_directions_from_the_clips_flow(heads):
     labels) teaches it the direction words, also in captions it never saw, the same way for the same seed; an
     ensemble's heads each learn them, on batches of their own."""
     from stillmotion.models.text import TextEncoder
+    from stillmotion.train.batches import make_source
     from stillmotion.train.config import make_config
-    from stillmotion.train.loop import make_source
     from stillmotion.train.planner_fit import fit_planner
 
     source = make_source(make_config("shapes-tiny", {"frames": 8, "size": 32, "p_two": 0,

@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from stillmotion import checkpoint
+from stillmotion.train.batches import make_batch, make_source
 from stillmotion.train.config import make_config
-from stillmotion.train.loop import make_batch, make_source, train
+from stillmotion.train.loop import train
 from stillmotion.train.tasks import TASKS, draw_task, task_frame_mask
 
 

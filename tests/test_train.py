@@ -133,7 +133,7 @@ def test_bad_config_is_rejected_clearly(overrides, message):
 
 def test_image_steps_train_only_the_spatial_layers(tmp_path):
     from stillmotion.models.unet import TEMPORAL_KEYS
-    from stillmotion.train.loop import is_image_step
+    from stillmotion.train.batches import is_image_step
 
     images = train(make_config("shapes-tiny", {"out": str(tmp_path / "img"), "steps": 2, "image_every": 1}))
     videos = train(make_config("shapes-tiny", {"out": str(tmp_path / "vid"), "steps": 2}))
@@ -148,7 +148,7 @@ def test_image_steps_train_only_the_spatial_layers(tmp_path):
 
 
 def test_world_options_reach_the_world():
-    from stillmotion.train.loop import make_source
+    from stillmotion.train.batches import make_source
 
     world = make_source(make_config("shapes-tiny", {"world_options": '{"motions": ["left", "up"]}'}))
     assert world.motions == ("left", "up")

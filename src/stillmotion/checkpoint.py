@@ -21,8 +21,9 @@ from safetensors import torch as safetensors_torch
 from safetensors.torch import load_file
 from torch import nn
 
+from stillmotion.atomic import write_atomic
 from stillmotion.diffusion.denoiser import PARAMETERIZATIONS
-from stillmotion.fieldtypes import fits, type_name
+from stillmotion.fieldtypes import mapping_problem
 from stillmotion.models.unet import UNetConfig
 from stillmotion.version import __version__
 
@@ -150,7 +151,7 @@ def config_problem(config: dict, required: tuple[str, ...] = ()) -> str | None:
         if name in config and not isinstance(config[name], dict):
             return f"'{name}' must be an object ({{...}}), got {type(config[name]).__name__}"
     for name, fields in SECTIONS.items():
-        problem = _section_problem(config[name], fields, name) if name in config else None
+        problem = mapping_problem(config[name], fields, name) if name in config else None
         if problem:
             return problem
     return _values_problem(config)
@@ -173,20 +174,6 @@ def _values_problem(config: dict) -> str | None:
         return f"diffusion: sigma_data must be > 0 and noise_warp in [0, 1] (got {diffusion})"
     if data.get("frames", 1) < 1 or data.get("size", 8) < 8 or data.get("size", 8) % 8:
         return f"data: frames must be >= 1 and size a multiple of 8 (got {data})"
-    return None
-
-
-def _section_problem(section: dict, fields: dict, name: str) -> str | None:
-    """A field of one section that is unknown, missing or of the wrong type (SECTIONS gives the fields)."""
-    unknown = sorted(set(section) - set(fields))
-    if unknown:
-        return f"{name}: unknown field(s) {unknown}; known fields are {sorted(fields)}"
-    for field, (typ, required) in fields.items():
-        if field not in section and required:
-            return f"{name}.{field} is missing (expected {type_name(typ)})"
-        if field in section and not fits(section[field], typ):
-            value = section[field]
-            return f"{name}.{field}: expected {type_name(typ)}, got {value!r} ({type(value).__name__})"
     return None
 
 
@@ -231,7 +218,5 @@ def export(src: str | Path, dest: str | Path, *, dtype: torch.dtype | None = tor
     config["sampling"] = {**config.get("sampling", {}), **(sampling or {})}
     config["record"] = {**config.get("record", {}), "exported_from": str(folder),
                         "stored_dtype": str(dtype or "as trained").replace("torch.", "")}
-    tmp = dest / "config.json.tmp"
-    tmp.write_text(json.dumps({"format": FORMAT, "version": __version__, **config}, indent=2))
-    tmp.replace(dest / "config.json")
+    write_atomic(dest / "config.json", json.dumps({"format": FORMAT, "version": __version__, **config}, indent=2))
     return dest

@@ -63,11 +63,23 @@ def field_problem(d: dict, cls) -> str | None:
     """The first field of `d` that is unknown to the dataclass `cls` or has the wrong type, in one line;
     None when all fit."""
     hints = typing.get_type_hints(cls)
-    known = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(d) - set(known))
+    return mapping_problem(d, {f.name: (hints[f.name], False) for f in dataclasses.fields(cls)})
+
+
+def mapping_problem(d: dict, fields: dict, where: str = "") -> str | None:
+    """The first key of `d` that is unknown, missing or of the wrong type, in one line (None when all fit).
+
+    Args:
+        fields: name -> (annotation, required).
+        where: what `d` is (a config section, e.g. "diffusion"), named in front of the message.
+    """
+    at = f"{where}." if where else ""
+    unknown = sorted(set(d) - set(fields))
     if unknown:
-        return f"unknown field(s) {unknown}; known fields are {sorted(known)}"
-    for name in known:
-        if name in d and not fits(d[name], hints[name]):
-            return f"{name}: expected {type_name(hints[name])}, got {d[name]!r} ({type(d[name]).__name__})"
+        return f"{where + ': ' if where else ''}unknown field(s) {unknown}; known fields are {sorted(fields)}"
+    for name, (typ, required) in fields.items():
+        if name not in d and required:
+            return f"{at}{name} is missing (expected {type_name(typ)})"
+        if name in d and not fits(d[name], typ):
+            return f"{at}{name}: expected {type_name(typ)}, got {d[name]!r} ({type(d[name]).__name__})"
     return None

@@ -40,6 +40,17 @@ def compass(dx: float, dy: float) -> str:
     return DIRECTIONS[int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8]
 
 
+def _foreground(video: np.ndarray, threshold: int) -> tuple[np.ndarray, ...]:
+    """The bright pixels of a clip on a dark background: mask (F, H, W), area (F,), centroid x and y (F,) in pixels
+    (0 in frames without any)."""
+    h, w = video.shape[1:3]
+    fg = video.max(axis=-1) > threshold                                     # (F, H, W)
+    area = fg.sum(axis=(1, 2)).astype(np.float64)                           # (F,)
+    ys, xs = np.mgrid[0:h, 0:w]
+    safe = np.maximum(area, 1)
+    return fg, area, (fg * xs).sum(axis=(1, 2)) / safe, (fg * ys).sum(axis=(1, 2)) / safe
+
+
 def read_clip(video: np.ndarray, *, threshold: int = 90, static_px: float | None = None) -> ClipReading:
     """Read a single-object clip on a dark background.
 
@@ -51,18 +62,13 @@ def read_clip(video: np.ndarray, *, threshold: int = 90, static_px: float | None
     f, h, w, _ = video.shape
     static_px = 0.06 * w if static_px is None else static_px
     rgb = video.astype(np.float64)
-    fg = rgb.max(axis=-1) > threshold                                      # (F, H, W)
-    area = fg.sum(axis=(1, 2)).astype(np.float64)                           # (F,)
+    fg, area, cx, cy = _foreground(video, threshold)
     visible = area > 0
     if not visible.any():
         return ClipReading(None, None, (0.0, 0.0), math.inf, math.inf, math.inf, 0.0)
     palette = np.array(list(COLOURS.values()), dtype=np.float64)           # (K, 3)
     median = np.median(rgb[fg], axis=0)                                    # (3,)
     colour = list(COLOURS)[int(np.argmin(((palette - median) ** 2).sum(-1)))]
-    ys, xs = np.mgrid[0:h, 0:w]
-    safe = np.maximum(area, 1)
-    cx = (fg * xs).sum(axis=(1, 2)) / safe                                 # (F,)
-    cy = (fg * ys).sum(axis=(1, 2)) / safe
     frame_colour = np.stack([(rgb[i][fg[i]].mean(0) if visible[i] else median) for i in range(f)])
     drift = float(np.sqrt(((frame_colour - median) ** 2).sum(-1)).max())
     area_cv = float(area[visible].std() / area[visible].mean())
@@ -128,13 +134,9 @@ def read_motion(video: np.ndarray, *, threshold: int = 90, static_px: float | No
     f, h, w, _ = video.shape
     static_px = 0.06 * w if static_px is None else static_px
     reversal_px = 0.06 * w if reversal_px is None else reversal_px
-    fg = video.max(axis=-1) > threshold                                    # (F, H, W)
-    area = fg.sum(axis=(1, 2)).astype(np.float64)                           # (F,)
+    fg, area, cx, cy = _foreground(video, threshold)
     if f < 2 or not (area > 0).all():
         return MotionReading(None, math.nan, math.nan, math.nan, (0.0, 0.0))
-    ys, xs = np.mgrid[0:h, 0:w]
-    cx = (fg * xs).sum(axis=(1, 2)) / area                                  # (F,)
-    cy = (fg * ys).sum(axis=(1, 2)) / area
     third = max(1, f // 3)
     ratio = float(area[-third:].mean() / area[:third].mean())
     dx, dy = float(cx[-third:].mean() - cx[:third].mean()), float(cy[-third:].mean() - cy[:third].mean())

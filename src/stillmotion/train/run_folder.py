@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
 import socket
 import sys
 import time
 from pathlib import Path
+
+from stillmotion.atomic import write_atomic
 
 LOCK = "run.lock"
 RUN_FILES = ("checkpoint", "checkpoint.old", "log.csv", "train_config.json")  # any of these: the folder holds a run
@@ -127,7 +130,7 @@ def claim(out: str | Path, *, resume: bool, overwrite: bool):
 def trim_csv(path: Path, step: int) -> int:
     """Drop the rows of a step-keyed CSV (first column `step`) after `step`; return how many were dropped.
 
-    The file is rewritten through a temporary file and a rename, so a crash leaves the old or the new one.
+    The file is rewritten atomically (atomic.py), so a crash leaves the old or the new one.
     """
     if not path.is_file():
         return 0
@@ -136,8 +139,7 @@ def trim_csv(path: Path, step: int) -> int:
     keep = [r for i, r in enumerate(rows) if i == 0 or not r or not r[0].isdigit() or int(r[0]) <= step]
     if len(keep) == len(rows):
         return 0
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        csv.writer(f).writerows(keep)
-    tmp.replace(path)
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(keep)
+    write_atomic(path, text.getvalue())
     return len(rows) - len(keep)
