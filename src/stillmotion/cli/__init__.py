@@ -1,6 +1,7 @@
 """The `stillmotion` command line.
 
-One module per group of commands (generate, demo, train, evaluate, checkpoints: info and export, data: preview,
+One module per group of commands (generate; the applications animate, extend, interpolate and edit; demo,
+train, evaluate, checkpoints: info and export, data: preview,
 curate and preprocess, research: features and experiment). Each command is two small functions:
 `_add_<name>(subparsers)` declares its arguments and points `func` at `_run_<name>(args)`, which does the work; each
 module's `add` declares its commands. To add a command, write both and call the adder from `add`. Errors, bad
@@ -16,10 +17,23 @@ import sys
 import warnings
 
 from stillmotion import __version__
-from stillmotion.cli import checkpoints, data, demo, evaluate, generate, research, train
+from stillmotion.cli import (
+    animate,
+    checkpoints,
+    data,
+    demo,
+    edit,
+    evaluate,
+    extend,
+    generate,
+    interpolate,
+    research,
+    train,
+)
 from stillmotion.cli.common import HelpFormatter
 
-GROUPS = [generate, demo, train, evaluate, checkpoints, data, research]  # the order of `stillmotion --help`
+# the order of `stillmotion --help`
+GROUPS = [generate, animate, extend, interpolate, edit, demo, train, evaluate, checkpoints, data, research]
 
 
 class Parser(argparse.ArgumentParser):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from stillmotion.cli import animate, edit, extend, interpolate
 from stillmotion.cli.common import HelpFormatter, positive_int, random_seed
+
+APPLICATIONS = (animate, extend, interpolate, edit)
 
 # ------------------------------------------------------------------------------------------------ features
 
@@ -141,6 +144,8 @@ def _add_experiment(subparsers) -> None:
     p.add_argument("--merge", action="store_true",
                    help="keep the other arms of an earlier report in --out (same protocol): add or redo arms")
     p.set_defaults(func=_run_approaches)
+    for app in APPLICATIONS:  # each application's measurement lives beside its command
+        app.add_experiment(sub)
 
 
 def add(subparsers) -> None:
