@@ -147,3 +147,17 @@ def output_folder(path):
             with contextlib.suppress(OSError):
                 f.rmdir()  # only succeeds on an empty folder
         raise
+
+
+def write_clips(out: str, clips: list, *, captions: list[str], fps: float, scale: int) -> None:
+    """Write (3, F, H, W) clips in [-1, 1]: a .png contact sheet (captioned), or a video of one clip or a grid."""
+    from pathlib import Path
+
+    from stillmotion.data.video_io import save_contact_sheet, video_grid, write_video
+
+    out = Path(out)
+    with output_folder(out.parent):
+        if out.suffix.lower() == ".png":
+            save_contact_sheet(out, clips, captions=captions, scale=scale)
+        else:
+            write_video(out, clips[0] if len(clips) == 1 else video_grid(clips), fps=fps, scale=scale)
