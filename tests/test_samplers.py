@@ -282,3 +282,34 @@ def test_common_contract():
         sample("plms", denoise, x, sigmas)
     with pytest.raises(ValueError, match="non-increasing"):
         sample("euler", denoise, x, sigmas.flip(0))
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_an_identity_edit_is_bit_identical_to_no_edit(name):
+    x, sigmas = _start(64).float(), schedules.karras_sigmas(6)
+    plain = sample(name, gaussian_denoise, x, sigmas, generator=torch.Generator().manual_seed(3))
+    calls = []
+    def identity(x, denoised, sigma_next):
+        calls.append(float(sigma_next))
+        return x
+    edited = sample(name, gaussian_denoise, x, sigmas, generator=torch.Generator().manual_seed(3), edit=identity)
+    assert torch.equal(plain, edited)
+    assert calls == pytest.approx(sigmas[1:].tolist())  # once after every step, with the level just reached
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_an_edit_changes_the_state_the_next_step_starts_from(name):
+    """A replacement edit (RePaint-style): frame 0 is set to the known value 1.0, noised to the level just
+    reached; the sample ends with it exactly, and the callback sees the edited state."""
+    x, sigmas = _start(64).float(), schedules.karras_sigmas(6)
+    noise = torch.Generator().manual_seed(4)
+    def replace(x, denoised, sigma_next):
+        x = x.clone()
+        x[:, :, 0] = 1.0 + sigma_next * torch.randn(x[:, :, 0].shape, generator=noise, dtype=x.dtype)
+        return x
+    seen = []
+    out = sample(name, gaussian_denoise, x, sigmas, generator=torch.Generator().manual_seed(3), edit=replace,
+                 callback=lambda info: seen.append(info["x"][:, :, 0].clone()))
+    assert torch.equal(out[:, :, 0], torch.ones_like(out[:, :, 0]))
+    assert len(seen) == 6 and torch.equal(seen[-1], torch.ones_like(seen[-1], dtype=seen[-1].dtype))
+    assert not torch.equal(out[:, :, 1], torch.ones_like(out[:, :, 1]))

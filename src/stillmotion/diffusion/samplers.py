@@ -1,4 +1,4 @@
-"""Samplers: each one function `sample_x(denoise, x, sigmas, *, generator=None, callback=None, **options)`.
+"""Samplers: each one function `sample_x(denoise, x, sigmas, *, generator=None, callback=None, edit=None, **opts)`.
 
 They integrate the probability-flow ODE of Karras et al. 2022 (Eq. 4 with s(t) = 1, sigma(t) = t)
 
@@ -8,6 +8,11 @@ They integrate the probability-flow ODE of Karras et al. 2022 (Eq. 4 with s(t) =
 returns x0_hat for a 0-d float64 sigma; wrap a `Denoiser` with `guidance.bind` or `guidance.cfg_denoiser`.
 The state x and all step arithmetic are float64 (float32 on MPS); the output has the input's dtype.
 Random numbers come only from `generator`, so a seed fixes the result.
+
+Between steps a sampler calls `edit(x, denoised, sigma_next) -> x` if one is given: the one place where a
+method may change the state (e.g. replace known frames, RePaint-style, or clamp); the sampler runs once from the
+first noise level to the last, so multistep solvers (DPM-Solver++(2M)) keep their history across edits. An edit
+that returns x unchanged gives a result bit-identical to no edit. Guidance is not an edit: it wraps `denoise`.
 
 Credit: the structure follows k-diffusion (Crowson, `k_diffusion/sampling.py`) and EDM's `edm_sampler`
 (Karras et al. 2022, Algorithm 1); the code is written afresh to this contract.
@@ -24,6 +29,8 @@ from stillmotion.diffusion.schedules import compute_dtype
 
 DenoiseFn = Callable[[Tensor, Tensor], Tensor]
 Callback = Callable[[dict], None]
+# edit(x, denoised, sigma_next) -> x: called after each step with the new state (see the module docstring).
+EditFn = Callable[[Tensor, Tensor, Tensor], Tensor]
 # step(i, x, sigma, sigma_next, denoised) -> x_next; may call denoise again (Heun) or keep state (DPM++).
 StepFn = Callable[[int, Tensor, Tensor, Tensor, Tensor], Tensor]
 
@@ -32,8 +39,8 @@ StepFn = Callable[[int, Tensor, Tensor, Tensor, Tensor], Tensor]
 # Shared helpers
 # ---------------------------------------------------------------------------------------------------------
 def _integrate(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, step: StepFn,
-               callback: Callback | None) -> Tensor:
-    """The loop every sampler shares: denoise at sigmas[i], let `step` move x to sigmas[i+1], report."""
+               callback: Callback | None, edit: EditFn | None = None) -> Tensor:
+    """The loop every sampler shares: denoise at sigmas[i], let `step` move x to sigmas[i+1], edit, report."""
     dtype = x.dtype
     work = compute_dtype(x.device)
     sigmas = torch.as_tensor(sigmas, dtype=work, device=x.device)
@@ -45,6 +52,8 @@ def _integrate(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, step: StepFn,
         sigma, sigma_next = sigmas[i], sigmas[i + 1]
         denoised = _denoise(denoise, x, sigma)
         x = step(i, x, sigma, sigma_next, denoised)
+        if edit is not None:
+            x = edit(x, denoised, sigma_next).to(work)
         if callback is not None:
             callback(dict(i=i, x=x, sigma=sigma, sigma_next=sigma_next, denoised=denoised))
     return x.to(dtype)
@@ -91,7 +100,7 @@ def ancestral_step(sigma: Tensor, sigma_next: Tensor, eta: float = 1.0) -> tuple
 # Samplers
 # ---------------------------------------------------------------------------------------------------------
 def sample_euler(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *, generator: torch.Generator | None = None,
-                 callback: Callback | None = None) -> Tensor:
+                 callback: Callback | None = None, edit: EditFn | None = None) -> Tensor:
     """Euler's method on the probability-flow ODE (Karras et al. 2022, Algorithm 2 without churn).
 
     Args:
@@ -100,17 +109,18 @@ def sample_euler(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *, generator: to
         sigmas: (N + 1,) decreasing noise levels, usually ending in 0.
         generator: unused (deterministic); kept for the common signature.
         callback: called after each step with dict(i, x, sigma, sigma_next, denoised).
+        edit: called after each step, before the callback: x = edit(x, denoised, sigma_next) (module docstring).
 
     Returns:
         (B, C, F, H, W) the sample at sigmas[-1].
     """
     def step(i, x, sigma, sigma_next, denoised):
         return _euler(x, sigma, sigma_next, denoised)
-    return _integrate(denoise, x, sigmas, step, callback)
+    return _integrate(denoise, x, sigmas, step, callback, edit)
 
 
 def sample_heun(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *, generator: torch.Generator | None = None,
-                callback: Callback | None = None) -> Tensor:
+                callback: Callback | None = None, edit: EditFn | None = None) -> Tensor:
     """Heun's 2nd-order method (Karras et al. 2022, Algorithm 1 with S_churn = 0); 2N - 1 evaluations.
 
     Same arguments as `sample_euler`. The step to sigma = 0 is a plain Euler step (no slope at sigma = 0).
@@ -122,11 +132,12 @@ def sample_heun(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *, generator: tor
         d = (x - denoised) / sigma
         d_next = (x_euler - _denoise(denoise, x_euler, sigma_next)) / sigma_next  # line 8: slope at the end
         return x + (sigma_next - sigma) * (d + d_next) / 2          # line 9: trapezoidal corrector
-    return _integrate(denoise, x, sigmas, step, callback)
+    return _integrate(denoise, x, sigmas, step, callback, edit)
 
 
 def sample_ddim(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *, generator: torch.Generator | None = None,
-                callback: Callback | None = None, eta: float = 0.0) -> Tensor:
+                callback: Callback | None = None, edit: EditFn | None = None,
+                eta: float = 0.0) -> Tensor:
     """DDIM (Song et al. 2021) in sigma space.
 
     eta = 0 is deterministic DDIM, which is exactly Euler in sigma: x_next = x0_hat + sigma_next * eps_hat.
@@ -143,11 +154,11 @@ def sample_ddim(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *, generator: tor
         if sigma_up > 0:
             x = x + sigma_up * _noise_like(x, generator)
         return x
-    return _integrate(denoise, x, sigmas, step, callback)
+    return _integrate(denoise, x, sigmas, step, callback, edit)
 
 
 def sample_ddpm(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *, generator: torch.Generator | None = None,
-                callback: Callback | None = None) -> Tensor:
+                callback: Callback | None = None, edit: EditFn | None = None) -> Tensor:
     """Ancestral DDPM sampling (Ho et al. 2020): draw x_next from the posterior q(x_next | x, x0 = x0_hat).
 
     In sigma space x = x_next + sqrt(sigma^2 - sigma_next^2) n, so Gaussian conditioning gives
@@ -163,11 +174,12 @@ def sample_ddpm(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *, generator: tor
         if sigma_next > 0:
             x = x + sigma_next * (1 - r2).sqrt() * _noise_like(x, generator)
         return x
-    return _integrate(denoise, x, sigmas, step, callback)
+    return _integrate(denoise, x, sigmas, step, callback, edit)
 
 
 def sample_dpmpp_2m(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *,
-                    generator: torch.Generator | None = None, callback: Callback | None = None) -> Tensor:
+                    generator: torch.Generator | None = None, callback: Callback | None = None,
+                    edit: EditFn | None = None) -> Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Algorithm 2), multistep 2nd order in x0 space.
 
     With lambda = -log sigma and h = lambda_next - lambda, the exact solution of the ODE with D frozen is
@@ -192,7 +204,7 @@ def sample_dpmpp_2m(denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *,
             d = (1 + 1 / (2 * r)) * denoised - (1 / (2 * r)) * prev["denoised"]
         prev.update(denoised=denoised, lam=lam)
         return (sigma_next / sigma) * x - torch.expm1(-h) * d
-    return _integrate(denoise, x, sigmas, step, callback)
+    return _integrate(denoise, x, sigmas, step, callback, edit)
 
 
 SAMPLERS: dict[str, Callable[..., Tensor]] = {
@@ -205,8 +217,9 @@ SAMPLERS: dict[str, Callable[..., Tensor]] = {
 
 
 def sample(name: str, denoise: DenoiseFn, x: Tensor, sigmas: Tensor, *,
-           generator: torch.Generator | None = None, callback: Callback | None = None, **options) -> Tensor:
-    """Run the sampler called `name` (a key of `SAMPLERS`); options (e.g. eta=) go to it."""
+           generator: torch.Generator | None = None, callback: Callback | None = None, edit: EditFn | None = None,
+           **options) -> Tensor:
+    """Run the sampler called `name` (a key of `SAMPLERS`); `edit` runs between steps; options (e.g. eta=) go to it."""
     if name not in SAMPLERS:
         raise ValueError(f"sample: unknown sampler {name!r}; choose one of {sorted(SAMPLERS)}")
-    return SAMPLERS[name](denoise, x, sigmas, generator=generator, callback=callback, **options)
+    return SAMPLERS[name](denoise, x, sigmas, generator=generator, callback=callback, edit=edit, **options)
