@@ -1,12 +1,16 @@
 """Known frames from files (image-to-video, continuing a video, keyframes): masks, loading, errors, generation."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+from conftest import tiny_checkpoint
 from stillmotion.data.shapes import ShapesWorld, labels_from_attributes
-from stillmotion.data.video_io import to_uint8, write_video
+from stillmotion.data.video_io import read_video, to_uint8, write_video
 from stillmotion.pipelines.known_frames import keep_mask, load_known_frames
 
 
@@ -52,22 +56,15 @@ def test_clear_errors(tmp_path, clip):
         load_known_frames(tmp_path / "missing.mp4", "first", 8, 32)
 
 
-def test_generate_keeps_the_given_keyframes_from_the_cli(tmp_path, clip):
-    import subprocess
-    import sys
-
-    from stillmotion.data.video_io import read_video
-
-    cli = [sys.executable, "-m", "stillmotion.cli"]
-    env_run = dict(capture_output=True, text=True, timeout=300)
-    r = subprocess.run([*cli, "train", "--preset", "shapes-tiny", "--steps", "1", "--out", str(tmp_path / "run"),
-                        "--set", 'tasks={"t2v": 1, "interpolate": 1}'], **env_run)
-    assert r.returncode == 0, r.stderr
+def test_generate_keeps_the_given_keyframes_from_the_cli(tmp_path):
+    # an untrained tiny U-Net (perturbed, so it reads the known frames) whose config says it learned interpolation
+    model = tiny_checkpoint(tmp_path / "run", frames=4, size=16, tasks={"t2v": 1, "interpolate": 1}, perturb=0.05)
     small = ShapesWorld(size=16, frames=4).render(labels_from_attributes("red", "square", "right", "fast"))
     write_video(tmp_path / "keys.gif", small)
-    r = subprocess.run([*cli, "generate", "a red square moving right", "--model", str(tmp_path / "run"),
-                        "--frames-from", str(tmp_path / "keys.gif"), "--keep", "every:3", "--steps", "2",
-                        "--scale", "1", "--out", str(tmp_path / "out.gif"), "--quiet"], **env_run)
+    r = subprocess.run([sys.executable, "-m", "stillmotion.cli", "generate", "a red square moving right", "--model",
+                        str(model), "--frames-from", str(tmp_path / "keys.gif"), "--keep", "every:3", "--steps", "2",
+                        "--scale", "1", "--out", str(tmp_path / "out.gif"), "--quiet"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     out = read_video(tmp_path / "out.gif")
     assert out.shape == (4, 16, 16, 3)

@@ -6,6 +6,7 @@ import torch
 
 pytest.importorskip("cv2")
 
+from conftest import tiny_checkpoint  # noqa: E402
 from stillmotion.cond import HINT_TRAVEL, Cond, motion_hint  # noqa: E402
 from stillmotion.data.shapes import ShapesWorld  # noqa: E402
 from stillmotion.models.registry import build_unet  # noqa: E402
@@ -56,16 +57,16 @@ def test_network_reads_the_hint():
         net(x, torch.zeros(2), Cond(motion=torch.zeros(2, 2)))
 
 
-def test_train_with_hints_then_sample_with_one(tmp_path):
+def test_sample_with_a_hint_only_from_a_model_that_reads_one(tmp_path):
+    """Tiny untrained components (training with hints: test_train.py, test_planner.py); perturbed weights, so the
+    zero-initialised hint branch reaches the output."""
     from stillmotion.pipelines.text_to_video import TextToVideo
-    from stillmotion.train.config import make_config
-    from stillmotion.train.loop import train
 
-    run = train(make_config("shapes-tiny", {"out": str(tmp_path / "m"), "steps": 2,
-                                            "model_overrides": {"motion_cond": True}}))
-    pipe = TextToVideo.from_pretrained(run)
-    video = pipe("a red circle moving left", steps=2, motion="left", progress=False)
+    hinted = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "m", frames=4, model={"motion_cond": True},
+                                                         perturb=0.05))
+    video = hinted("a red circle moving left", steps=2, motion="left", progress=False)
     assert video.shape == (1, 3, 4, 16, 16)
-    plain = TextToVideo.from_pretrained(train(make_config("shapes-tiny", {"out": str(tmp_path / "p"), "steps": 1})))
+    assert not torch.equal(video, hinted("a red circle moving left", steps=2, motion="right", progress=False))
+    plain = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "p", frames=4))
     with pytest.raises(ValueError, match="not trained with motion hints"):
         plain("a red circle", steps=2, motion="left", progress=False)

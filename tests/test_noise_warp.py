@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from conftest import tiny_checkpoint
 from stillmotion.diffusion.noise_warp import frame_shifts, warped_noise
 
 
@@ -54,29 +55,32 @@ def test_bad_amount_or_shape_is_a_clear_error():
 
 
 def test_training_noise_follows_the_clip_and_sampling_follows_the_hint(tmp_path):
+    from stillmotion.models.registry import build_unet
     from stillmotion.models.text import TextEncoder
     from stillmotion.pipelines.text_to_video import TextToVideo
     from stillmotion.train.batches import make_batch, make_source
     from stillmotion.train.config import make_config
-    from stillmotion.train.loop import train
+    from stillmotion.train.loop import checkpoint_config
 
     cfg = make_config("shapes-tiny", {"frames": 8, "size": 32, "p_two": 0.0, "noise_warp": 1.0,
                                       "world_options": {"motions": ["left"], "background": "black"}})
-    batch = make_batch(cfg, make_source(cfg), TextEncoder(cfg.text_encoder), [0, 1], "cpu")
+    text = TextEncoder(cfg.text_encoder)
+    batch = make_batch(cfg, make_source(cfg), text, [0, 1], "cpu")
     for noise in batch.noise:
         moved = [drift(noise, f)[0] for f in range(8)]  # each left-mover's noise drifts left, frame by frame
         assert moved[0] == 0 and moved[-1] <= -3 and moved == sorted(moved, reverse=True)
 
-    run = train(make_config("shapes-tiny", {"steps": 1, "noise_warp": 0.5, "out": str(tmp_path / "w")}))
-    pipe = TextToVideo.from_pretrained(run)
-    assert pipe.noise_warp == 0.5  # saved with the model
+    saved = checkpoint_config(make_config("shapes-tiny", {"noise_warp": 0.5}), build_unet("tiny"), text, {})
+    assert saved["diffusion"]["noise_warp"] == 0.5  # a run saves its amount with the model ...
+    pipe = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "w", diffusion=saved["diffusion"]))
+    assert pipe.noise_warp == 0.5  # ... and sampling reads it from there
 
     def start(**kwargs):
         """The sampler's starting noise (C, F, H, W) in units of sigma_max, solved from its first Euler step
         x1 = x + (s1 - s) / s * (x - denoised) (no motion_cond: the hint can only steer by the noise)."""
         seen = []
-        pipe("a red circle moving left", steps=2, sampler="euler", frames=8, size=32, seed=0, progress=False,
-             callback=seen.append, **kwargs)
+        pipe("a red circle moving left", steps=2, sampler="euler", frames=8, size=32, seed=0, guidance=1.0,
+             progress=False, callback=seen.append, **kwargs)  # guidance 1: one network call per step
         s, s1, x1, d = (seen[0][k] for k in ("sigma", "sigma_next", "x", "denoised"))
         return ((x1 * s - d * (s - s1)) / s1 / s)[0].float()
 

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+from conftest import tiny_checkpoint
 from stillmotion.cond import Cond
 from stillmotion.models.planner import DIRECTION_SNR, MAX_STD, MotionPlanner, PlannerEnsemble, plan_hint, plan_loss
 from stillmotion.models.registry import build_unet
@@ -104,7 +105,7 @@ def test_image_weights_inflate_into_a_planner_model():
     assert any(k.startswith("planner.") for k in new)
 
 
-def test_train_plan_and_sample(tmp_path):
+def test_the_planner_loss_trains_the_planner(tmp_path):
     from stillmotion.pipelines.text_to_video import TextToVideo
     from stillmotion.train.config import make_config
     from stillmotion.train.loop import train
@@ -112,21 +113,39 @@ def test_train_plan_and_sample(tmp_path):
     overrides = {"steps": 3, "ema_decay": 0.0, "model_overrides": {"motion_cond": True, "motion_planner": True}}
     run = train(make_config("shapes-tiny", {**overrides, "out": str(tmp_path / "m")}))
     unused = train(make_config("shapes-tiny", {**overrides, "out": str(tmp_path / "u"), "planner_weight": 0.0}))
-    pipe = TextToVideo.from_pretrained(run)
-    planned, idle = pipe.denoiser.net.planner, TextToVideo.from_pretrained(unused).denoiser.net.planner
+    planned, idle = (TextToVideo.from_pretrained(r).denoiser.net.planner for r in (run, unused))
     assert any(not torch.allclose(a, b) for a, b in zip(planned.parameters(), idle.parameters()))  # its loss trains it
-    plan = pipe.plan(["a red circle moving left", "a blue square moving up"])
-    assert plan.shape == (2, 4) and (plan[:, 3] > 0).all()
-    video = pipe("a red circle moving left", steps=2, progress=False)  # the planned hint
-    assert video.shape == (1, 3, 4, 16, 16)
-    assert not torch.equal(video, pipe("a red circle moving left", steps=2, motion="left", progress=False))
-    from stillmotion.eval.prompt_following import evaluate_prompt_following
 
+
+def test_plan_sample_and_judge_the_planner(tmp_path):
+    """Tiny untrained components, perturbed so the zero-initialised hint branch reaches the output, with a planner
+    made sure that everything moves left (its last layer a constant)."""
+    from stillmotion.data.captions import DIRECTIONS
+    from stillmotion.eval.prompt_following import evaluate_prompt_following, single_object_prompts
+    from stillmotion.pipelines.text_to_video import TextToVideo
+
+    pipe = TextToVideo.from_pretrained(tiny_checkpoint(
+        tmp_path / "m", frames=4, model={"motion_cond": True, "motion_planner": True}, perturb=0.05))
+    with torch.no_grad():
+        pipe.denoiser.net.planner.mlp[-1].weight.zero_()
+        pipe.denoiser.net.planner.mlp[-1].bias.copy_(torch.tensor([-0.4, 0.0, -3.0]))  # left, log std -3
+    plan = pipe.plan(["a red circle moving left", "a blue square moving up"])
+    assert torch.allclose(plan, torch.tensor([[-0.4, 0.0, 1.0, math.exp(-3.0)]] * 2))
+    kw = dict(steps=2, progress=False)
+    video = pipe("a red circle moving up", guidance=1.0, **kw)  # guidance 1: the prompt's branch only
+    assert video.shape == (1, 3, 4, 16, 16)
+    assert torch.equal(video, pipe("a red circle moving up", guidance=1.0, motion="-0.4,0", **kw))  # the plan's hint
+    assert not torch.equal(video, pipe("a red circle moving up", guidance=1.0, motion="none", **kw))
+    # guided, the plan steers the prompt's branch only; a hint given by hand conditions both
+    assert not torch.equal(pipe("a red circle moving up", **kw), pipe("a red circle moving up", motion="-0.4,0", **kw))
     report = evaluate_prompt_following(pipe, n=16, steps=1, split="heldout", progress=False)
-    assert 0 <= report["planner"]["direction_accuracy"] <= 1 and 0 <= report["planner"]["hint_given"] <= 1
+    asked = [t["direction"] for _, t in single_object_prompts(16, split="heldout") if t["direction"] in DIRECTIONS]
+    assert "left" in asked and len(set(asked)) > 1
+    assert report["planner"]["hint_given"] == 1.0
+    assert report["planner"]["direction_accuracy"] == pytest.approx(asked.count("left") / len(asked))
     by_word = report["by_direction_word"]
     assert by_word["with_heldout_direction_word"]["n"] + by_word["without"]["n"] == 16
-    plain = TextToVideo.from_pretrained(train(make_config("shapes-tiny", {"out": str(tmp_path / "p"), "steps": 1})))
+    plain = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "p", frames=4))
     assert "planner" not in evaluate_prompt_following(plain, n=2, steps=1, progress=False)
     with pytest.raises(ValueError, match="no motion planner"):
         plain.plan("a red circle")
