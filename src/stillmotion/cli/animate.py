@@ -100,7 +100,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     out = Path(args.out)
     command = shlex.join(["stillmotion", *args.argv])
     with output_folder(out):
-        write_json(out / "report.json", {"command": command, "model": args.model or "shipped", "reports": reports})
+        summaries = [{k: v for k, v in r.items() if k != "rows"} for r in reports]  # per-clip rows stay out of docs
+        write_json(out / "report.json", {"command": command, "model": args.model or "shipped", "reports": summaries})
         (out / "README.md").write_text(f"# Image-to-video, measured\n\n`{command}`\n\n" + "\n".join(lines)
                                        + "\n\n" + reports[0]["protocol"] + "\n")
     print(f"wrote {out}/README.md, report.json")
