@@ -4,6 +4,12 @@ Every random choice of a training example (the clip, its noise, its noise level,
 for classifier-free guidance) is a function of (seed, example index), and example indices are a function of the
 step. So a run resumed from a checkpoint sees exactly the batches an uninterrupted run would, and N processes
 see exactly the global batch one process would: they only split it.
+
+Where a synthetic world's pixels are drawn (`TrainConfig.render`): "host" renders each clip in numpy (in the loop,
+or in DataLoader workers ahead of it); "device" draws only the labels and captions on the host (`draw_scenes`, the
+same draws `world.sample` makes) and the whole micro-batch's pixels at once on the training device
+(data/render_torch.py). Either way `make_batch` builds the same examples from them (with render_dtype float64,
+bit for bit), and the loop does not know which.
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ import numpy as np
 import torch
 
 from stillmotion.cond import Cond
+from stillmotion.data.captions import make_caption
+from stillmotion.data.render_torch import SceneTensors, labels_to_tensors, render_video
 from stillmotion.data.video_io import to_float
 from stillmotion.data.worlds import get_world
 from stillmotion.diffusion.noise_warp import warped_noise
 from stillmotion.diffusion.schedules import sample_training_sigmas
 from stillmotion.models.text import TextEncoder
 from stillmotion.train import dist
-from stillmotion.train.config import TrainConfig
+from stillmotion.train.config import TrainConfig, render_problems
 from stillmotion.train.flow_consistency import FlowCache
 from stillmotion.train.motion import motion_from_flow
 from stillmotion.train.tasks import draw_task, task_frame_mask
@@ -71,33 +79,78 @@ def clip_flows(cfg: TrainConfig, indices: list[int], clips: list) -> list:
     return [FLOW_CACHE(clip_seed(cfg, i), clip.video) for i, clip in zip(indices, clips)]
 
 
+@dataclass
+class Scenes:
+    """The clips of some examples without their pixels (render="device"): labels packed for the renderer
+    (data/render_torch.py) and captions. Small, so DataLoader workers can draw them ahead of the step too."""
+    scene: SceneTensors
+    captions: list[str]
+
+
+def draw_scenes(cfg: TrainConfig, source, indices: list[int]) -> Scenes:
+    """The labels and captions of examples `indices`, drawn exactly as `source.sample(clip_seed)` draws them
+    (labels, then the caption, from one generator), without rendering the pixels."""
+    labels, captions = [], []
+    for i in indices:
+        rng = np.random.default_rng(clip_seed(cfg, i))
+        labels.append(source.sample_labels(rng))
+        captions.append(make_caption(labels[-1], rng, source.caption_split, p_speed=source.p_speed))
+    return Scenes(labels_to_tensors(labels), captions)
+
+
+def draw_clips(cfg: TrainConfig, source, indices: list[int]) -> list | Scenes:
+    """What `make_batch` makes examples `indices` from: their host clips (render="host": rendered or decoded),
+    or their `Scenes` (render="device")."""
+    if cfg.render == "device":
+        return draw_scenes(cfg, source, indices)
+    return [source.sample(clip_seed(cfg, i)) for i in indices]
+
+
+def clean_videos(cfg: TrainConfig, clips: list | Scenes, device) -> tuple[torch.Tensor, list[str]]:
+    """The clips as x0 (B, C, F, H, W) float32 in [-1, 1] on `device`, and their captions: host clips converted
+    and uploaded, or `Scenes` drawn on the device."""
+    if isinstance(clips, Scenes):
+        dtype = getattr(torch, cfg.render_dtype)
+        return render_video(clips.scene, cfg.frames, cfg.size, device, dtype=dtype), clips.captions
+    videos = [to_float(c.video) for c in clips]  # (F, H, W, 3) uint8 -> (C, F, H, W) in [-1, 1]
+    return torch.stack(videos).to(device), [c.caption for c in clips]
+
+
+def check_render(cfg: TrainConfig, flows: bool) -> None:
+    """Refuse render="device" where the host must draw the clips (`validate` says so earlier for a config;
+    this also covers networks that read motion hints without asking for them in the config)."""
+    problems = render_problems(cfg, flows)
+    if problems:
+        raise ValueError("invalid training config: " + "; ".join(problems))
+
+
 def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], device, clips=None, flows=None,
                *, motion_cond: bool = False) -> Batch:
-    """Build the training examples with the given global indices (`clips`: their clips, decoded already;
+    """Build the training examples with the given global indices (`clips`: their `draw_clips`, drawn already;
     `flows`: their `clip_flows`, computed already). `motion_cond`: the network reads motion hints; give each
     example its clip's (train/motion.py)."""
-    clips = clips if clips is not None else [source.sample(clip_seed(cfg, i)) for i in indices]
+    clips = clips if clips is not None else draw_clips(cfg, source, indices)
+    if isinstance(clips, Scenes):
+        check_render(cfg, needs_flows(cfg, motion_cond))
+    x0, clip_captions = clean_videos(cfg, clips, device)  # (B, C, F, H, W)
     with_frames = any(float(w) > 0 for t, w in cfg.tasks.items() if t != "t2v")
-    videos, noises, sigmas, captions, tasks, masks, motion_gens = [], [], [], [], [], [], []
-    for i, clip in zip(indices, clips):
+    noises, sigmas, captions, tasks, masks, motion_gens = [], [], [], [], [], []
+    for i, caption in zip(indices, clip_captions):
         s = example_seed(cfg.seed, i)
         g = torch.Generator().manual_seed(s)
-        video = to_float(clip.video)  # (F, H, W, 3) uint8 -> (C, F, H, W) in [-1, 1]
-        videos.append(video)
-        noises.append(torch.randn(video.shape, generator=g))
+        noises.append(torch.randn(x0.shape[1:], generator=g))  # (C, F, H, W)
         params = {"P_mean": cfg.p_mean, "P_std": cfg.p_std} if cfg.train_sigmas == "lognormal" else {}
         sigmas.append(sample_training_sigmas(1, cfg.train_sigmas, generator=g, **params))
         drop = torch.rand((), generator=g).item() < cfg.cfg_dropout
-        captions.append("" if drop else clip.caption)
+        captions.append("" if drop else caption)
         tasks.append(draw_task(cfg.tasks, g) if with_frames else "t2v")  # drawn last: t2v-only runs are unchanged
-        masks.append(task_frame_mask(tasks[-1], video.shape[1], g))  # (F,)
+        masks.append(task_frame_mask(tasks[-1], x0.shape[2], g))  # (F,)
         motion_gens.append(g)  # drawn from last (below), so runs without motion hints are unchanged
     emb, mask = text.encode(captions)
-    x0 = torch.stack(videos).to(device)  # (B, C, F, H, W)
     flow = seen = None
     if flows is None and needs_flows(cfg, motion_cond) and x0.shape[2] > 1:
         flows = clip_flows(cfg, indices, clips)
-    hints = [motion_from_flow(*f) for f in flows] if flows is not None else [np.zeros(3, np.float32)] * len(clips)
+    hints = [motion_from_flow(*f) for f in flows] if flows is not None else [np.zeros(3, np.float32)] * len(indices)
     measured = torch.from_numpy(np.stack(hints)).to(device)  # (B, 3) [dx, dy, 1]: how far each clip moves
     if flows is not None and cfg.flow_consistency > 0:
         flow = torch.from_numpy(np.stack([f for f, _ in flows])).to(device)  # (B, F-1, H, W, 2)
@@ -139,9 +192,10 @@ class MicroBatchClips(torch.utils.data.Dataset):
     """Item k = (clips, flows) of micro-batch k of this process (k = step * grad_accum + accumulation round), so
     DataLoader workers can decode them, and measure their optical flows when `with_flows` (the costliest CPU work
     of a step: 12-14 ms a 16-frame clip on one core), ahead of the step that needs them; the same as computing
-    them in place."""
+    them in place. With render="device" the clips are `Scenes` (labels and captions; no flows)."""
 
     def __init__(self, cfg: TrainConfig, source, micro: int, world_size: int, rank: int, with_flows: bool = False):
+        check_render(cfg, with_flows)  # before the loop starts
         self.cfg, self.source, self.micro, self.world_size, self.rank = cfg, source, micro, world_size, rank
         self.with_flows = with_flows
 
@@ -150,9 +204,9 @@ class MicroBatchClips(torch.utils.data.Dataset):
         first = step * self.cfg.batch_size + (a * self.world_size + self.rank) * self.micro
         return list(range(first, first + self.micro))
 
-    def __getitem__(self, k: int) -> tuple[list, list | None]:
+    def __getitem__(self, k: int) -> tuple[list | Scenes, list | None]:
         indices = self.indices(k)
-        clips = [self.source.sample(clip_seed(self.cfg, i)) for i in indices]
+        clips = draw_clips(self.cfg, self.source, indices)
         return clips, (clip_flows(self.cfg, indices, clips) if self.with_flows else None)
 
 

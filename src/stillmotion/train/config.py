@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stillmotion.atomic import write_atomic
+from stillmotion.models.registry import UNET_PRESETS
 from stillmotion.models.unet import drop_retired
 from stillmotion.pipelines.text_to_video import STRATEGIES
 from stillmotion.train.tasks import check_task_weights
 
+RENDERS = ("host", "device")           # where a synthetic world's clips are drawn (TrainConfig.render)
+RENDER_DTYPES = ("float32", "float64")  # render="device": the per-pixel arithmetic (data/render_torch.py)
 # options of earlier versions, and the value that made them do nothing (a config that has them at that value loads)
 RETIRED_OPTIONS = {"sample_trajectory_sigma": 0.0, "sample_colour_sigma": 0.0}
 
@@ -32,6 +35,13 @@ class TrainConfig:
     p_two: float = 0.3                  # shapes world: probability of two objects in a clip
     world_options: dict = field(default_factory=dict)  # more keyword arguments of the world, e.g.
     #                                     {"motions": ["left", "right"], "background": "mixed"}
+    render: str = "host"                # where a world's pixels are drawn: "host" (numpy, in the loop or in
+    #                                     DataLoader workers) or "device" (labels and captions drawn on the host,
+    #                                     pixels by data/render_torch.py on the training device; no optical
+    #                                     flows, so not with motion hints, noise_warp or flow_consistency)
+    render_dtype: str = "float32"       # render="device": per-pixel precision; float64 is numpy's arithmetic
+    #                                     (the host's clips exactly), float32 is the fast one (1 level off on
+    #                                     ~1e-6 of the values)
     # model and diffusion
     model: str = "cpu"                  # a U-Net preset from stillmotion.models.registry
     model_overrides: dict = field(default_factory=dict)
@@ -196,7 +206,7 @@ def validate(cfg: TrainConfig) -> None:
     """Reject impossible settings early, before any work is done (every problem at once, one group of fields
     after another)."""
     problems = [*_shape_problems(cfg), *_budget_problems(cfg), *_optimisation_problems(cfg),
-                *_image_problems(cfg), *_motion_problems(cfg), *_task_problems(cfg)]
+                *_image_problems(cfg), *_motion_problems(cfg), *_task_problems(cfg), *render_problems(cfg)]
     if problems:
         raise ValueError("invalid training config: " + "; ".join(problems))
 
@@ -298,6 +308,30 @@ def _task_problems(cfg: TrainConfig) -> list[str]:
     elif cfg.sample_strategy != "joint" and not float(cfg.tasks.get("i2v", 0)) > 0:
         problems.append(f"sample_strategy '{cfg.sample_strategy}' samples from a first frame, which the model only "
                         "learns with the i2v task: give it a weight, e.g. --set 'tasks={\"t2v\": 0.5, \"i2v\": 0.5}'")
+    return problems
+
+
+def render_problems(cfg: TrainConfig, flows: bool | None = None) -> list[str]:
+    """Where the clips are drawn: render="device" needs a synthetic world, and a recipe without optical flows.
+    `flows`: whether the run's examples need flows (train/batches.py `needs_flows`); None: read from the config
+    (flow_consistency, noise_warp, and the model's motion_cond from its preset and model_overrides)."""
+    if cfg.render not in RENDERS or cfg.render_dtype not in RENDER_DTYPES:
+        return [f"render must be one of {RENDERS} and render_dtype one of {RENDER_DTYPES} (got '{cfg.render}', "
+                f"'{cfg.render_dtype}')"]
+    if cfg.render != "device":
+        return []
+    problems = []
+    if cfg.data is not None:
+        problems.append("render 'device' draws the synthetic worlds, and data is a folder of videos decoded on the "
+                        "host: drop --set render=device, or --data to train on a world")
+    motion_cond = cfg.model_overrides.get("motion_cond", getattr(UNET_PRESETS.get(cfg.model), "motion_cond", False))
+    needing = [name for name, on in (("flow_consistency", cfg.flow_consistency > 0), ("noise_warp", cfg.noise_warp > 0),
+                                     ("model_overrides.motion_cond", bool(motion_cond))) if on]
+    if flows is not None:
+        needing = needing or (["motion hints"] if flows else [])
+    if needing and cfg.frames > 1:
+        problems.append(f"render 'device' draws pixels without the optical flows that {', '.join(needing)} "
+                        f"need(s): drop --set render=device, or turn off {' and '.join(needing)}")
     return problems
 
 
