@@ -31,8 +31,9 @@ from stillmotion.demo.jobs import (
 from stillmotion.pipelines.known_frames import untrained_task
 from stillmotion.pipelines.text_to_video import TextToVideo
 
-EDITING_NOTE = ("Editing a video (changing what a clip shows while keeping its motion) has no backend yet: it "
-                "arrives with the applications issue, as a command and as this tab.")
+EDITING_NOTE = ("Editing a video (changing what a clip shows while keeping its motion) runs from the command line "
+                "for now: `stillmotion edit clip.mp4 \"a blue square moving left\" --strength 0.6 --out edited.mp4` "
+                "(docs/applications.md); this page does not offer it yet.")
 
 
 def _settings(pipe: TextToVideo, limits: Limits, tab: str) -> list:
