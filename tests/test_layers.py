@@ -13,7 +13,7 @@ PACKAGE = Path(stillmotion.__file__).parent
 # part after `stillmotion.` (a subpackage or a top-level module); "" is the package itself, whose `load()` opens
 # a pipeline.
 LAYERS = [
-    {"cond", "fieldtypes", "atomic", "flow", "version"},  # small modules that import no other layer
+    {"cond", "fieldtypes", "atomic", "flow", "version", "charts"},  # small modules that import no other layer
     {"models"},
     {"diffusion"},
     {"checkpoint"},  # checks a config.json against the U-Net's config and the parameterizations

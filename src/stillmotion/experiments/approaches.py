@@ -40,7 +40,7 @@ from stillmotion.data.video_io import save_contact_sheet, to_float, to_uint8, vi
 from stillmotion.eval.interpolation import keyframe_mask, score_interpolation
 from stillmotion.eval.probe import read_clip
 from stillmotion.eval.prompt_following import evaluate_prompt_following, single_object_prompts
-from stillmotion.experiments.charts import line_chart
+from stillmotion.charts import line_chart
 from stillmotion.pipelines.flow_interpolation import flow_interpolate
 from stillmotion.pipelines.text_to_video import load
 from stillmotion.train.config import make_config
