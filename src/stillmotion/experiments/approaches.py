@@ -35,12 +35,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stillmotion.charts import line_chart
 from stillmotion.checkpoint import load_config
 from stillmotion.data.video_io import save_contact_sheet, to_float, to_uint8, video_grid, write_video
 from stillmotion.eval.interpolation import keyframe_mask, score_interpolation
 from stillmotion.eval.probe import read_clip
 from stillmotion.eval.prompt_following import evaluate_prompt_following, single_object_prompts
-from stillmotion.charts import line_chart
 from stillmotion.pipelines.flow_interpolation import flow_interpolate
 from stillmotion.pipelines.text_to_video import load
 from stillmotion.train.config import make_config
