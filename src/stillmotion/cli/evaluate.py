@@ -21,6 +21,8 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     if args.videos:
         out.mkdir(parents=True, exist_ok=True)
         return _evaluate_videos(args, out)
+    if args.drift:
+        return _evaluate_drift(args, out)
     fvd_n = args.n if args.fvd_n is None else args.fvd_n
     if args.seed + max(args.n, fvd_n) - 1 > MAX_SEED:
         raise ValueError(f"--seed {args.seed}: clip i uses seed + i (i < --n, --fvd-n), which must stay <= 2**63 - 1")
@@ -153,6 +155,28 @@ def _evaluate_videos(args: argparse.Namespace, out) -> int:
     return 0 if report["videos"] else 2
 
 
+def _evaluate_drift(args: argparse.Namespace, out) -> int:
+    from stillmotion.atomic import write_json
+    from stillmotion.data.video_io import read_video
+    from stillmotion.eval.drift import drift_lines, drift_report, segment_bounds
+
+    video = read_video(args.drift)  # a VideoReadError (one line) names a missing or corrupt file
+    seams = None if args.seams is None else _seam_list(args.seams)
+    segment_bounds(len(video), seams, args.window)  # bad seams stop here, before the flow is computed
+    report = {"video": str(args.drift), "window": args.window, **drift_report(video, seams=seams, window=args.window)}
+    print("\n".join(drift_lines(report)))
+    write_json(out / "drift.json", report)
+    print(f"wrote {out / 'drift.json'}")
+    return 0
+
+
+def _seam_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ValueError(f"--seams '{text}': expected frame numbers separated by commas, e.g. 16,28,40,52") from None
+
+
 def _add_evaluate(subparsers) -> None:
     from stillmotion.data.shapes import MOTIONS
     from stillmotion.diffusion.samplers import SAMPLERS
@@ -198,6 +222,14 @@ def _add_evaluate(subparsers) -> None:
     p.add_argument("--max-frames", type=nonnegative_int, default=64, metavar="N",
                    help="--videos: score the first N frames of each video (0: every frame; long clips at full "
                         "resolution take minutes each)")
+    p.add_argument("--drift", default=None, metavar="VIDEO",
+                   help="instead: the drift of a long single-object clip (`stillmotion extend`), window by window "
+                        "(colour, size, speed, direction against the first window) and its seams (warping error "
+                        "across window boundaries against inside windows); writes drift.json")
+    p.add_argument("--seams", default=None, metavar="F1,F2,...",
+                   help="--drift: the first frame of each window after the first, as `extend` prints them "
+                        "(default: a boundary every --window frames)")
+    p.add_argument("--window", type=positive_int, default=16, help="--drift without --seams: frames per window")
     p.set_defaults(func=_run_evaluate)
 
 

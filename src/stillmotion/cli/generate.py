@@ -47,11 +47,24 @@ def _run_generate(args: argparse.Namespace) -> int:
                              "--allow-untrained-task to do it anyway")
         frames, mask = load_known_frames(args.frames_from, args.keep, args.frames or pipe.frames, pipe.size)
         known = dict(known_frames=frames, frame_mask=mask)
-    videos = torch.cat([pipe(prompts[i:i + 1], negative=args.negative, frames=args.frames, steps=args.steps,
-                             sampler=args.sampler, guidance=args.guidance, seed=args.seed + i,
-                             strategy=args.strategy, motion=args.motion, noise_warp=args.noise_warp,
-                             progress=not args.quiet, **known)
-                        for i in range(args.n)])
+    settings = dict(negative=args.negative, steps=args.steps, sampler=args.sampler, guidance=args.guidance,
+                    strategy=args.strategy, motion=args.motion, noise_warp=args.noise_warp, progress=not args.quiet)
+    if not known and args.frames is not None and args.frames > pipe.frames:  # past the model's length: windows
+        import warnings
+
+        from stillmotion.pipelines.extend import check_extend, continues, default_context, extend
+
+        method, context = ("windows" if continues(pipe) else "joint"), args.context or default_context(pipe)
+        check_extend(pipe, args.frames, 0, context, method)
+        if method == "joint":
+            warnings.warn(f"this model was not trained to continue a video (no 'predict' task), so the {args.frames} "
+                          f"frames are made in one pass, {args.frames / pipe.frames:.1f}x the length it was trained on",
+                          stacklevel=1)
+        videos = torch.cat([extend(pipe, prompts[i:i + 1], args.frames, context=context, method=method,
+                                   seed=args.seed + i, **settings) for i in range(args.n)])
+    else:
+        videos = torch.cat([pipe(prompts[i:i + 1], frames=args.frames, seed=args.seed + i, **settings, **known)
+                            for i in range(args.n)])
     sampled = time.time()
     out = Path(args.out)
     clips = list(videos.cpu())
@@ -76,7 +89,11 @@ def _add_generate(subparsers) -> None:
                               formatter_class=HelpFormatter)
     p.add_argument("prompt", help='what to show, e.g. "a red circle moving left"')
     p.add_argument("--negative", default="", help="what to steer away from")
-    p.add_argument("--frames", type=int, default=None, help="frames (default: what the model was trained on)")
+    p.add_argument("--frames", type=int, default=None,
+                   help="frames (default: what the model was trained on); more than that are made in windows, each "
+                        "continuing the last --context frames (`stillmotion extend`)")
+    p.add_argument("--context", type=positive_int, default=None, metavar="K",
+                   help="for --frames past the model's length: frames each window knows (default: extend's)")
     p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
     p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="ODE/SDE solver")
     p.add_argument("--guidance", type=finite_float, default=4.0, help="classifier-free guidance scale")
