@@ -102,6 +102,13 @@ SETS = {"black": "continue held-out world clips on black (the only background th
         "backgrounds": "continue held-out world clips on gray, gradient and noise backgrounds (never trained on)",
         "text": "text-to-video from plainly worded prompts (eval/prompt_following.py, split 'canonical')"}
 BATCH = 16  # clips per sampler call
+GALLERY = 3  # clips of each set in gallery.gif (one row a set), spread over the set
+
+
+def _spread(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n) (every one when n <= k)."""
+    k = min(k, n)
+    return [round(i * (n - 1) / max(k - 1, 1)) for i in range(k)]
 
 
 def _sources(kind: str, n: int, seed: int, size: int, frames: int):
@@ -217,7 +224,7 @@ def run_experiment(out, *, n: int, frames: int, seed: int, steps: int, contexts,
             result["seconds"] = round(time.time() - start, 1)
             report["sets"][kind]["arms"][arm["name"]] = result
             if arm is arms[0]:
-                gallery += list(long[:4])
+                gallery += [long[i] for i in _spread(len(long), GALLERY)]
     Path(out).mkdir(parents=True, exist_ok=True)
     _write(out, report, gallery)
     report["lines"] = _lines(report)
@@ -250,7 +257,7 @@ def _write(out, report: dict, gallery: list) -> None:
     write_json(out / "report.json", report)
     (out / "README.md").write_text(_readme(report))
     if gallery:
-        write_video(out / "gallery.gif", video_grid(gallery, ncols=4), fps=10, scale=3)  # 100 ms: exact in a GIF
+        write_video(out / "gallery.gif", video_grid(gallery, ncols=GALLERY), fps=10, scale=2)  # 100 ms: exact in GIF
 
 
 def _lines(report: dict) -> list[str]:

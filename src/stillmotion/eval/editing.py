@@ -237,19 +237,41 @@ def readme(report: dict) -> str:
 
 
 def plot_tradeoff(report: dict, path) -> None:
-    """Colour accuracy against mean path distance (clipped at 12 px), one curve per mode and background group over
-    the strength sweep, and the classical recolour as a point (charts.py: Pillow only)."""
+    """Three charts side by side (charts.py, Pillow only): colour accuracy against mean path distance on black
+    backgrounds (where both grow with strength, so the curves run in strength order), then colour accuracy and path
+    distance (clipped at 10 px) against strength for every mode and background group, with the goal's lines."""
+    import tempfile
+
+    from PIL import Image
+
     from stillmotion.charts import line_chart
 
-    series = {f"{m} {g}": [(min(d["path_px"], 12.0), d["colour"]) for d in r[m].values()]
-              for g, r in report["groups"].items() for m in report["modes"]}
-    series["recolour (classical)"] = [(r["recolour"]["path_px"], r["recolour"]["colour"])
-                                      for r in report["groups"].values()][:1]
-    series[f"goal: >= {GOAL['colour']}, <= {GOAL['path_px']} px"] = [(0.0, GOAL["colour"]),
-                                                                    (GOAL["path_px"], GOAL["colour"])]
-    line_chart(path, series, title=f"colour edit X -> Y, strengths {', '.join(f'{s:g}' for s in report['strengths'])}"
-               f" (n = {report['n']} per group, seed {report['seed']})", x_label="path distance, mean px per frame",
-               y_label="edits showing Y", size=(760, 440))
+    groups, modes = report["groups"], report["modes"]
+    goal_colour = [(0.0, GOAL["colour"]), (GOAL["path_px"], GOAL["colour"])]
+    recoloured = groups["black"]["recolour"]
+    charts = [({**{f"{m} black": [(d["path_px"], d["colour"]) for d in groups["black"][m].values()] for m in modes},
+                **{f"{m} other (right panels)": [] for m in modes},  # keeps the colours of the other panels
+                "goal": goal_colour, "recolour (classical)": [(recoloured["path_px"], recoloured["colour"])]},
+               "black backgrounds: colour Y against path", "path distance, px", (0.0, 1.0)),
+              ({**{f"{m} {g}": [(float(st), d["colour"]) for st, d in r[m].items()] for g, r in groups.items()
+                   for m in modes}, "goal": [(min(report["strengths"]), GOAL["colour"]), (1.0, GOAL["colour"])]},
+               "edits showing colour Y", "strength", (0.0, 1.0)),
+              ({**{f"{m} {g}": [(float(st), min(d["path_px"], 10.0)) for st, d in r[m].items()]
+                   for g, r in groups.items() for m in modes},
+                "goal": [(min(report["strengths"]), GOAL["path_px"]), (1.0, GOAL["path_px"])]},
+               "path distance, mean px per frame (clipped at 10)", "strength", (0.0, 10.0))]
+    with tempfile.TemporaryDirectory() as tmp:
+        images = [Image.open(line_chart(f"{tmp}/{i}.png", series, title=title, x_label=x_label, y_label="",
+                                        y_range=y_range, size=(600, 400))).copy()
+                  for i, (series, title, x_label, y_range) in enumerate(charts)]
+    sheet = Image.new("RGB", (sum(im.width for im in images), images[0].height + 24), "white")
+    for i, im in enumerate(images):
+        sheet.paste(im, (i * im.width, 24))
+    from PIL import ImageDraw
+    ImageDraw.Draw(sheet).text((10, 6), f"colour edit X -> Y, n = {report['n']} clips per background group, seed "
+                               f"{report['seed']}, strengths {', '.join(f'{s:g}' for s in report['strengths'])}",
+                               fill="black")
+    sheet.save(path)
 
 
 def _json_safe(obj):
