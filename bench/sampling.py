@@ -48,6 +48,7 @@ class Recorder:
 
     def __init__(self, pipe):
         self.pipe, self.videos, self.cpu_s, self.wall_s = pipe, [], 0.0, 0.0
+        self.sampling = pipe.sampling
 
     def __call__(self, prompts, **kwargs):
         out = {}
@@ -59,8 +60,8 @@ class Recorder:
 
 def run_quality(pipe, sampler: str, steps: int, n: int, batch: int, split: str) -> tuple[dict, torch.Tensor]:
     rec = Recorder(pipe)
-    report = evaluate_prompt_following(rec, n=n, steps=steps, sampler=sampler, batch=batch, split=split,
-                                       progress=False)
+    report = evaluate_prompt_following(rec, n=n, sampling=pipe.sampling.merged(steps=steps, sampler=sampler),
+                                       batch=batch, split=split, progress=False)
     report.pop("failures")
     report.update(generate_cpu_s_per_clip=rec.cpu_s / n, generate_wall_s_per_clip=rec.wall_s / n)
     return report, torch.cat(rec.videos)  # (n, 3, F, H, W)
@@ -78,12 +79,13 @@ def _suffix(args) -> str:
 def part_timing(pipe, args) -> dict:
     """Latency of one clip (batch 1: one network call of batch 2 per evaluation, guidance 4), CPU and wall,
     round-robin over sampler x steps. The cost per clip when 16 are generated together is in the quality part."""
-    pipe(PROMPT, steps=2, progress=False)  # warm-up: the shapes of every later call (oneDNN primitives, caches)
+    pipe(PROMPT, sampling=pipe.sampling.merged(steps=2), progress=False)  # warm-up: every later call's shapes
     calls = {}
     for name in args.samplers:
         for steps in args.steps:
             calls[f"{name}/{steps}"] = (lambda name=name, steps=steps:
-                                        pipe(PROMPT, steps=steps, sampler=name, seed=0, progress=False))
+                                        pipe(PROMPT, sampling=pipe.sampling.merged(steps=steps, sampler=name),
+                                             seed=0, progress=False))
     times = round_robin(calls, args.repeats, warmup=0, log=lambda s: print(s, flush=True))
     rows, out = [], []
     for name in args.samplers:

@@ -83,7 +83,8 @@ WALL_CLOCK_NOTE = ("budgets and 'minutes' are wall-clock seconds of training (ju
 
 
 def judge(pipe, *, n: int, steps: int, split: str) -> dict:
-    report = evaluate_prompt_following(pipe, n=n, steps=steps, split=split, progress=False)
+    report = evaluate_prompt_following(pipe, n=n, sampling=pipe.sampling.merged(steps=steps), split=split,
+                                       progress=False)
     return {k: report[k] for k in ("colour_accuracy", "direction_accuracy", "colour_and_direction_accuracy")}
 
 
@@ -125,7 +126,8 @@ def run_model(name: str, args, budget: dict, feature_net, evaluate_fvd) -> dict:
     def score(run: Path) -> dict:
         """Prompt accuracy and FVD-shapes at every point, so the time to reach a peer's FVD is known too."""
         pipe = load_trained(name, run, config_for(budget), args.device)
-        fvd, _ = evaluate_fvd(pipe, feature_net, n=args.fvd_n, steps=args.eval_steps, progress=False)
+        fvd, _ = evaluate_fvd(pipe, feature_net, n=args.fvd_n, sampling=pipe.sampling.merged(steps=args.eval_steps),
+                              progress=False)
         return {**judge(pipe, n=args.n, steps=args.eval_steps, split=args.split), "fvd": fvd.get("generated"),
                 "fvd_report": {k: fvd.get(k) for k in ("metric", "generated", "floor", "generated_ratio_to_floor",
                                                        "skipped")}}

@@ -32,7 +32,7 @@ def main() -> None:
     pipe = stillmotion.load(args.model)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    videos = pipe(PROMPTS, steps=20, guidance=4.0, seed=args.seed).cpu()
+    videos = pipe(PROMPTS, seed=args.seed).cpu()  # the model's own sampling settings (20 dpmpp-2m steps, guidance 4)
     for i, video in enumerate(videos):
         write_video(out / f"{i:02d}.gif", video, fps=8, scale=4)
     save_contact_sheet(out / "sheet.png", list(videos), captions=PROMPTS, scale=2)

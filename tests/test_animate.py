@@ -13,6 +13,7 @@ from conftest import tiny_checkpoint
 from stillmotion.data.video_io import read_video, to_uint8
 from stillmotion.eval.animation import animation_scenes, score_animation
 from stillmotion.pipelines.animate import animate, first_frame_known
+from stillmotion.pipelines.sampling import SamplingConfig
 from stillmotion.pipelines.text_to_video import load
 
 
@@ -33,7 +34,8 @@ def test_first_frame_known_puts_the_image_at_frame_0_only():
 def test_animate_returns_each_image_exactly_as_frame_0(tiny_multitask):
     pipe = load(tiny_multitask)
     images = np.random.default_rng(1).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
-    video = animate(pipe, images, ["a red circle moving left", "a blue square moving up"], steps=2, progress=False)
+    video = animate(pipe, images, ["a red circle moving left", "a blue square moving up"],
+                    sampling=pipe.sampling.merged(steps=2), progress=False)
     assert video.shape == (2, 3, 8, 16, 16)
     frames = to_uint8(video)  # (2, F, H, W, 3)
     assert np.array_equal(frames[:, 0], images)
@@ -43,7 +45,8 @@ def test_animate_returns_each_image_exactly_as_frame_0(tiny_multitask):
 def test_animate_refuses_mismatched_batches(tiny_multitask):
     pipe = load(tiny_multitask)
     with pytest.raises(ValueError, match="2 images for 1 prompts"):
-        animate(pipe, np.zeros((2, 16, 16, 3), np.uint8), ["a red circle"], steps=1, progress=False)
+        animate(pipe, np.zeros((2, 16, 16, 3), np.uint8), ["a red circle"], sampling=pipe.sampling.merged(steps=1),
+                progress=False)
 
 
 @pytest.mark.parametrize("mode", ["RGBA", "L", "P", "I;16"])
@@ -108,7 +111,7 @@ def test_scenes_cover_every_colour_and_direction_and_repeat_exactly():
 
 class StillPipe:
     """A stand-in model that holds the given first frame still: it keeps the image and never moves."""
-    frames, size = 16, 32
+    frames, size, sampling = 16, 32, SamplingConfig()
 
     def __call__(self, prompts, *, known_frames, frame_mask, **kwargs):
         return known_frames[:, :, :1].expand(-1, -1, self.frames, -1, -1).clone()

@@ -36,8 +36,9 @@ def test_every_arm_trains_and_lands_in_the_report(tmp_path):
             start = str(out / "runs" / "image") if stage.init_from else None
             assert config["train"]["init_from"] == start, (arm.name, stage.name)
     # ... and the report holds what judging its saved run gives again
-    again = evaluate_prompt_following(load(out / "runs" / "spacetime-video"), n=4, seed=0, split="canonical",
-                                      steps=2, progress=False)
+    saved = load(out / "runs" / "spacetime-video")
+    again = evaluate_prompt_following(saved, n=4, seed=0, split="canonical", sampling=saved.sampling.merged(steps=2),
+                                      progress=False)
     for key in ("colour_accuracy", "direction_accuracy", "colour_and_direction_accuracy"):
         assert report["arms"]["spacetime"][key] == again[key], key
     assert len(report["arms"]["spacetime"]["curve"]) == 2  # judged after each of the 2 segments

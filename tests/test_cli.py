@@ -134,13 +134,14 @@ def test_export_is_loadable_and_close(tiny_run, tmp_path):
     r = run("export", str(tiny_run), str(tmp_path / "release"), "--report", str(tmp_path / "eval" / "report.json"),
             "--notes", str(tmp_path / "notes.md"), "--strategy", "first-frame")
     assert r.returncode == 0, r.stderr
-    assert load(tmp_path / "release").strategy == "first-frame"  # a sampling default saved with the model
+    assert load(tmp_path / "release").sampling.strategy == "first-frame"  # a sampling default saved with the model
     assert not (tmp_path / "release" / "training_state.pt").exists()
     card = (tmp_path / "release" / "MODEL_CARD.md").read_text()
     assert "`stillmotion train --preset shapes-tiny --steps 2" in card  # the exact command, from the record
     assert "| canonical | 4 |" in card and "Trained for two steps" in card
-    a = load(tiny_run)("a red circle moving left", steps=2, seed=0, progress=False)
-    b = load(tmp_path / "release")("a red circle moving left", steps=2, seed=0, progress=False, strategy="joint")
+    a, b = load(tiny_run), load(tmp_path / "release")
+    a = a("a red circle moving left", sampling=a.sampling.merged(steps=2), seed=0, progress=False)
+    b = b("a red circle moving left", sampling=b.sampling.merged(steps=2, strategy="joint"), seed=0, progress=False)
     assert (a - b).abs().max() < 2e-2  # float16 storage changes weights by ~1e-3 relative
 
 

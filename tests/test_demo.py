@@ -94,8 +94,9 @@ def test_the_clip_plays_in_a_browser_and_the_shown_command_makes_it_again(pipe, 
 @pytest.mark.parametrize("strategy, frames", [("joint", 4), ("keyframe", 4), ("first-frame", 3), ("keyframe", 1)])
 def test_the_progress_bar_total_is_the_number_of_sampler_steps(pipe, strategy, frames):
     steps = []
-    pipe(PROMPT, frames=frames, steps=2, strategy=strategy, progress=False, callback=steps.append)
-    assert len(steps) == 2 * pipe.passes(frames, strategy)
+    sampling = pipe.sampling.merged(steps=2, strategy=strategy)
+    pipe(PROMPT, frames=frames, sampling=sampling, progress=False, callback=steps.append)
+    assert len(steps) == 2 * pipe.passes(frames, sampling)
 
 
 @contextlib.contextmanager

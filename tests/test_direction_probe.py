@@ -77,7 +77,8 @@ def test_default_sampling_is_the_sampler_alone():
         p.data.normal_(0, 0.05)
     pipe = TextToVideo(Denoiser(net.eval(), "v"), text, frames=4, size=16)
     steps_seen = []
-    video = pipe("a red circle moving left", steps=3, seed=5, progress=False, callback=steps_seen.append)
+    video = pipe("a red circle moving left", sampling=pipe.sampling.merged(steps=3), seed=5, progress=False,
+                 callback=steps_seen.append)
     assert len(steps_seen) == 3
 
     g = torch.Generator().manual_seed(5)

@@ -13,7 +13,7 @@ from stillmotion.data.video_io import read_video, to_float
 from stillmotion.data.worlds import get_world
 from stillmotion.diffusion.schedules import get_sigmas
 from stillmotion.eval.editing import edit_cases, path_distance, recolour, score_edits
-from stillmotion.pipelines.edit import edit_sigmas, edit_sweep, edit_video
+from stillmotion.pipelines.edit import edit_sampling, edit_sigmas, edit_sweep, edit_video
 from stillmotion.pipelines.text_to_video import load
 
 
@@ -49,7 +49,8 @@ def test_strength_picks_the_tail_of_the_schedule():
 def test_a_sweep_gives_what_single_edits_give(tiny_pipe, clips, mode):
     """The sweep shares the noise or one inversion up the grid; starts between grid levels add their own step."""
     video = to_float(clips[0].video)[None]
-    options = dict(mode=mode, steps=4, source_prompt=clips[0].caption, iterations=1)
+    options = dict(mode=mode, sampling=edit_sampling(tiny_pipe, mode).merged(steps=4), source_prompt=clips[0].caption,
+                   iterations=1)
     sweep = edit_sweep(tiny_pipe, video, "a blue square", [0.3, 0.5, 1.0], **options)
     for strength, edited in sweep.items():
         alone = edit_video(tiny_pipe, video, "a blue square", strength=strength, **options)
@@ -60,10 +61,12 @@ def test_a_sweep_gives_what_single_edits_give(tiny_pipe, clips, mode):
 def test_strength_near_zero_returns_the_input(tiny_pipe, clips, mode):
     """One step from sigma_min = 0.002: the output is D(x) at that level, x up to c_out ~ 0.002 times the net."""
     video = torch.stack([to_float(c.video) for c in clips])
-    out = edit_video(tiny_pipe, video, "a blue square moving left", strength=0.01, mode=mode, steps=20)
+    out = edit_video(tiny_pipe, video, "a blue square moving left", strength=0.01, mode=mode,
+                     sampling=edit_sampling(tiny_pipe, mode).merged(steps=20))
     assert out.shape == video.shape
     assert (out - video).abs().max() < 0.02
-    far = edit_video(tiny_pipe, video, "a blue square moving left", strength=1.0, mode="sdedit", steps=2)
+    far = edit_video(tiny_pipe, video, "a blue square moving left", strength=1.0, mode="sdedit",
+                     sampling=tiny_pipe.sampling.merged(steps=2))
     assert (far - video).abs().mean() > 0.1  # and the check could fail: a full-strength edit does change it
 
 
@@ -74,14 +77,16 @@ def test_inversion_edit_with_the_source_prompt_reconstructs(tiny_pipe, clips):
     between its levels (0.55 of 10 steps), to 2e-3 (the corrections' convergence; see tests/test_inversion.py)."""
     video = to_float(clips[0].video)[None]
     out = edit_sweep(tiny_pipe, video, clips[0].caption, [0.5, 0.55, 1.0], mode="inversion",
-                     source_prompt=clips[0].caption, guidance=1.0, steps=10, iterations=10)
+                     source_prompt=clips[0].caption, iterations=10,
+                     sampling=edit_sampling(tiny_pipe, "inversion").merged(guidance=1.0, steps=10))
     for strength, edited in out.items():
         assert (edited - video).abs().max() < 2e-3, strength
 
 
 def test_sdedit_is_seeded(tiny_pipe, clips):
     video = to_float(clips[0].video)[None]
-    a, b, c = (edit_video(tiny_pipe, video, "a red circle", strength=0.5, mode="sdedit", steps=4, seed=s)
+    sampling = tiny_pipe.sampling.merged(steps=4)
+    a, b, c = (edit_video(tiny_pipe, video, "a red circle", strength=0.5, mode="sdedit", sampling=sampling, seed=s)
                for s in (0, 0, 1))
     assert torch.equal(a, b) and not torch.equal(a, c)
 

@@ -61,7 +61,8 @@ def test_windows_tile_the_new_frames(given, frames, window, context):
 def test_given_frames_come_back_exactly_and_the_length_is_exact(pipe):
     video = to_float(_input())[None]  # (1, 3, 5, 16, 16)
     rec = Recorder(pipe)
-    clip = extend(rec, PROMPT, 20, video=video, context=4, steps=2, seed=3, progress=False)
+    clip = extend(rec, PROMPT, 20, video=video, context=4, sampling=pipe.sampling.merged(steps=2), seed=3,
+                  progress=False)
     assert clip.shape == (1, 3, 20, 16, 16)
     assert torch.equal(clip[:, :, :5], video)
     assert len(rec.calls) == len(seams(5, 20, 8, 4))
@@ -72,21 +73,22 @@ def test_given_frames_come_back_exactly_and_the_length_is_exact(pipe):
 
 def test_a_longer_clip_starts_with_the_shorter_one(pipe):
     video = to_float(_input())[None]
-    short = extend(pipe, PROMPT, 12, video=video, steps=2, seed=1, progress=False)
-    long = extend(pipe, PROMPT, 20, video=video, steps=2, seed=1, progress=False)
+    short = extend(pipe, PROMPT, 12, video=video, sampling=pipe.sampling.merged(steps=2), seed=1, progress=False)
+    long = extend(pipe, PROMPT, 20, video=video, sampling=pipe.sampling.merged(steps=2), seed=1, progress=False)
     assert torch.equal(long[:, :, :12], short)
 
 
 def test_text_to_video_starts_with_the_plain_clip(pipe):
-    first = pipe(PROMPT, steps=2, seed=7, progress=False)  # (1, 3, 8, 16, 16)
-    long = extend(pipe, PROMPT, 20, steps=2, seed=7, progress=False)
+    first = pipe(PROMPT, sampling=pipe.sampling.merged(steps=2), seed=7, progress=False)  # (1, 3, 8, 16, 16)
+    long = extend(pipe, PROMPT, 20, sampling=pipe.sampling.merged(steps=2), seed=7, progress=False)
     assert long.shape[2] == 20 and torch.equal(long[:, :, :8], first)
-    assert extend(pipe, PROMPT, 6, steps=2, seed=7, progress=False).shape[2] == 6  # within the window: one call
+    within = extend(pipe, PROMPT, 6, sampling=pipe.sampling.merged(steps=2), seed=7, progress=False)
+    assert within.shape[2] == 6  # within the window: one call
 
 
 def test_joint_keeps_the_given_frames(pipe):
     video = to_float(_input())[None]
-    clip = extend(pipe, PROMPT, 12, video=video, method="joint", steps=2, progress=False)
+    clip = extend(pipe, PROMPT, 12, video=video, method="joint", sampling=pipe.sampling.merged(steps=2), progress=False)
     assert clip.shape[2] == 12 and torch.equal(clip[:, :, :5], video)
 
 
@@ -126,7 +128,7 @@ def test_generate_past_the_model_length_goes_through_the_windows(tiny_multitask,
     out = read_video(tmp_path / "long.gif")
     assert out.shape == (20, 16, 16, 3)
     pipe = load(tiny_multitask)
-    expected = to_uint8(extend(pipe, PROMPT, 20, steps=2, seed=4, progress=False)[0])
+    expected = to_uint8(extend(pipe, PROMPT, 20, sampling=pipe.sampling.merged(steps=2), seed=4, progress=False)[0])
     assert np.array_equal(out, expected)
 
 

@@ -29,6 +29,7 @@ from stillmotion.eval.fvd import (
     shuffle_time,
 )
 from stillmotion.eval.i3d import i3d_features, i3d_preprocess, load_i3d
+from stillmotion.pipelines.sampling import SamplingConfig
 
 torch.set_num_threads(1)
 
@@ -179,11 +180,12 @@ class RealClipsPipe:
     """A stand-in text-to-video model that returns real clips of another seed range (or a corrupted version)."""
 
     info = {"data": {"world": "shapes", "frames": 16, "size": 32, "data": None}, "train": {"p_two": 0.3}}
+    sampling = SamplingConfig()
 
     def __init__(self, corrupt=None):
         self.corrupt, self.calls = corrupt, 0
 
-    def __call__(self, prompts, *, steps, sampler, guidance, seed, progress):
+    def __call__(self, prompts, *, sampling, seed, progress):
         videos, _, _ = draw(preset_worlds("shapes"), [7 * 10**14 + seed + i for i in range(len(prompts))])
         self.calls += 1
         return self.corrupt(videos) if self.corrupt else videos

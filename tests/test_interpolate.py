@@ -14,7 +14,16 @@ from conftest import tiny_checkpoint
 from stillmotion.data.video_io import probe_video, write_video
 from stillmotion.eval.interpolation import FOOTAGE, footage_clips, make_footage, score_filled, world_clips
 from stillmotion.pipelines.inputs import read_input_video
-from stillmotion.pipelines.interpolate import METHODS, check_request, fill_diffusion, interpolate, spread, windows
+from stillmotion.pipelines.interpolate import (
+    METHODS,
+    check_request,
+    fill_diffusion,
+    interpolate,
+    interpolation_sampling,
+    spread,
+    windows,
+)
+from stillmotion.pipelines.sampling import SamplingConfig
 from stillmotion.pipelines.text_to_video import load
 
 
@@ -48,7 +57,7 @@ def test_spread_places_frame_j_at_j_times_factor():
 class RecordingPipe:
     """Stands in for TextToVideo: records what each call was given and returns noise (nothing like the truth)."""
 
-    frames, size = 16, 16
+    frames, size, sampling = 16, 16, SamplingConfig()
 
     def __init__(self):
         self.calls = []
@@ -82,7 +91,7 @@ def test_diffusion_windows_are_the_trained_layout_and_given_frames_come_back_exa
 def test_every_method_keeps_the_given_frames_and_makes_n_minus_1_times_factor_plus_1(tiny_multitask, method):
     frames = _frames(4)
     pipe = load(tiny_multitask) if method == "diffusion" else None
-    options = {"steps": 2} if method == "diffusion" else {}
+    options = {"sampling": interpolation_sampling(pipe).merged(steps=2)} if method == "diffusion" else {}
     for factor in (2, 3):
         out = interpolate(frames, factor, method, pipe, **options)
         assert out.shape == ((4 - 1) * factor + 1, 16, 16, 3) and out.dtype == np.uint8

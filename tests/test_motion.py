@@ -64,9 +64,10 @@ def test_sample_with_a_hint_only_from_a_model_that_reads_one(tmp_path):
 
     hinted = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "m", frames=4, model={"motion_cond": True},
                                                          perturb=0.05))
-    video = hinted("a red circle moving left", steps=2, motion="left", progress=False)
+    two = hinted.sampling.merged(steps=2)
+    video = hinted("a red circle moving left", sampling=two, motion="left", progress=False)
     assert video.shape == (1, 3, 4, 16, 16)
-    assert not torch.equal(video, hinted("a red circle moving left", steps=2, motion="right", progress=False))
+    assert not torch.equal(video, hinted("a red circle moving left", sampling=two, motion="right", progress=False))
     plain = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "p", frames=4))
     with pytest.raises(ValueError, match="not trained with motion hints"):
-        plain("a red circle", steps=2, motion="left", progress=False)
+        plain("a red circle", sampling=two, motion="left", progress=False)

@@ -73,14 +73,15 @@ def test_training_noise_follows_the_clip_and_sampling_follows_the_hint(tmp_path)
     saved = checkpoint_config(make_config("shapes-tiny", {"noise_warp": 0.5}), build_unet("tiny"), text, {})
     assert saved["diffusion"]["noise_warp"] == 0.5  # a run saves its amount with the model ...
     pipe = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "w", diffusion=saved["diffusion"]))
-    assert pipe.noise_warp == 0.5  # ... and sampling reads it from there
+    assert pipe.sampling.noise_warp == 0.5  # ... and sampling reads it from there
 
-    def start(**kwargs):
+    def start(motion=None, **changes):
         """The sampler's starting noise (C, F, H, W) in units of sigma_max, solved from its first Euler step
         x1 = x + (s1 - s) / s * (x - denoised) (no motion_cond: the hint can only steer by the noise)."""
         seen = []
-        pipe("a red circle moving left", steps=2, sampler="euler", frames=8, size=32, seed=0, guidance=1.0,
-             progress=False, callback=seen.append, **kwargs)  # guidance 1: one network call per step
+        sampling = pipe.sampling.merged(steps=2, sampler="euler", guidance=1.0, **changes)  # 1: one call per step
+        pipe("a red circle moving left", sampling=sampling, frames=8, size=32, seed=0, motion=motion, progress=False,
+             callback=seen.append)
         s, s1, x1, d = (seen[0][k] for k in ("sigma", "sigma_next", "x", "denoised"))
         return ((x1 * s - d * (s - s1)) / s1 / s)[0].float()
 
@@ -92,4 +93,4 @@ def test_training_noise_follows_the_clip_and_sampling_follows_the_hint(tmp_path)
     plain = start(noise_warp=0.0)  # independent noise per frame: the last frame is not the first one moved
     assert (plain[:, -1] * plain[:, 0]).mean().abs() < 0.1
     with pytest.raises(ValueError, match="noise_warp must be in"):
-        pipe("a red circle", steps=1, noise_warp=2.0, progress=False)
+        pipe.sampling.merged(noise_warp=2.0)

@@ -131,14 +131,16 @@ def test_plan_sample_and_judge_the_planner(tmp_path):
         pipe.denoiser.net.planner.mlp[-1].bias.copy_(torch.tensor([-0.4, 0.0, -3.0]))  # left, log std -3
     plan = pipe.plan(["a red circle moving left", "a blue square moving up"])
     assert torch.allclose(plan, torch.tensor([[-0.4, 0.0, 1.0, math.exp(-3.0)]] * 2))
-    kw = dict(steps=2, progress=False)
-    video = pipe("a red circle moving up", guidance=1.0, **kw)  # guidance 1: the prompt's branch only
+    kw = dict(sampling=pipe.sampling.merged(steps=2), progress=False)
+    unguided = dict(sampling=pipe.sampling.merged(steps=2, guidance=1.0), progress=False)  # the prompt's branch only
+    video = pipe("a red circle moving up", **unguided)
     assert video.shape == (1, 3, 4, 16, 16)
-    assert torch.equal(video, pipe("a red circle moving up", guidance=1.0, motion="-0.4,0", **kw))  # the plan's hint
-    assert not torch.equal(video, pipe("a red circle moving up", guidance=1.0, motion="none", **kw))
+    assert torch.equal(video, pipe("a red circle moving up", motion="-0.4,0", **unguided))  # the plan's hint
+    assert not torch.equal(video, pipe("a red circle moving up", motion="none", **unguided))
     # guided, the plan steers the prompt's branch only; a hint given by hand conditions both
     assert not torch.equal(pipe("a red circle moving up", **kw), pipe("a red circle moving up", motion="-0.4,0", **kw))
-    report = evaluate_prompt_following(pipe, n=16, steps=1, split="heldout", progress=False)
+    report = evaluate_prompt_following(pipe, n=16, sampling=pipe.sampling.merged(steps=1), split="heldout",
+                                       progress=False)
     asked = [t["direction"] for _, t in single_object_prompts(16, split="heldout") if t["direction"] in DIRECTIONS]
     assert "left" in asked and len(set(asked)) > 1
     assert report["planner"]["hint_given"] == 1.0
@@ -146,10 +148,12 @@ def test_plan_sample_and_judge_the_planner(tmp_path):
     by_word = report["by_direction_word"]
     assert by_word["with_heldout_direction_word"]["n"] + by_word["without"]["n"] == 16
     plain = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "p", frames=4))
-    assert "planner" not in evaluate_prompt_following(plain, n=2, steps=1, progress=False)
+    assert "planner" not in evaluate_prompt_following(plain, n=2, sampling=plain.sampling.merged(steps=1),
+                                                      progress=False)
     with pytest.raises(ValueError, match="no motion planner"):
         plain.plan("a red circle")
-    assert plain("a red circle", steps=2, motion="none", progress=False).shape == (1, 3, 4, 16, 16)
+    assert plain("a red circle", sampling=plain.sampling.merged(steps=2), motion="none",
+                 progress=False).shape == (1, 3, 4, 16, 16)
 
 
 def test_planner_loss_is_zero_weighted_for_dropped_captions():

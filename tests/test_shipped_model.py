@@ -9,6 +9,7 @@ import stillmotion
 from stillmotion.data.shapes import COLOURS
 from stillmotion.data.video_io import to_uint8
 from stillmotion.eval.probe import read_clip
+from stillmotion.pipelines.sampling import SamplingConfig
 from stillmotion.pipelines.text_to_video import shipped_model_path
 
 
@@ -31,7 +32,7 @@ def test_shipped_model_follows_colour(pipe):
     The model card reports ~0.9 colour accuracy on 256 prompts; 6 of 8 leaves room for that, not for a broken
     model (chance is 1 in 8 per clip)."""
     prompts = [f"please show the {c} shape travelling to the left" for c in COLOURS]
-    videos = to_uint8(pipe(prompts, steps=10, guidance=4.0, seed=0, progress=False))
+    videos = to_uint8(pipe(prompts, sampling=pipe.sampling.merged(steps=10), seed=0, progress=False))
     readings = [read_clip(v) for v in videos]
     assert all(r.visible_frames == 1.0 for r in readings)  # an object in every frame, no vanishing
     hits = sum(r.colour == c for r, c in zip(readings, COLOURS))
@@ -40,7 +41,7 @@ def test_shipped_model_follows_colour(pipe):
 
 def test_shipped_model_loads_with_the_documented_api(pipe):
     assert pipe.frames == 16 and pipe.size == 32
-    video = pipe("a red circle moving left", steps=2, seed=0, progress=False, frames=8)
+    video = pipe("a red circle moving left", sampling=pipe.sampling.merged(steps=2), seed=0, progress=False, frames=8)
     assert video.shape == (1, 3, 8, 32, 32) and torch.isfinite(video).all()
     assert Path(shipped_model_path()).name == "shapes-s"
 
@@ -59,9 +60,8 @@ def test_shipped_model_plans_the_asked_direction(pipe):
 
 
 def test_shipped_model_samples_as_plain_diffusion(pipe):
-    """Independent noise per frame and no anchoring: the shipped config asks for nothing but a sampling strategy."""
-    assert pipe.noise_warp == 0.0
-    assert set(pipe.info["sampling"]) == {"strategy"} and pipe.strategy == "keyframe"
+    """Independent noise per frame and no anchoring: the shipped config's sampling entry holds nothing else."""
+    assert pipe.sampling == SamplingConfig(strategy="keyframe", noise_warp=0.0)
 
 
 def test_shipped_network_moves_the_given_frame_the_asked_way(pipe):

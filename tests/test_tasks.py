@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from conftest import tiny_checkpoint
+from stillmotion.pipelines.sampling import SamplingConfig
 from stillmotion.train.batches import make_batch, make_source
 from stillmotion.train.config import make_config
 from stillmotion.train.loop import checkpoint_config
@@ -96,17 +97,19 @@ def test_first_frame_strategy_keeps_the_joint_first_frame(tmp_path):
     from stillmotion.pipelines.text_to_video import TextToVideo
 
     cfg = make_config("shapes-tiny", {"tasks": '{"t2v": 1, "i2v": 1}', "sample_strategy": "first-frame"})
-    assert checkpoint_config(cfg, build_unet("tiny"), Words(), {})["sampling"] == {"strategy": "first-frame"}
+    saved = checkpoint_config(cfg, build_unet("tiny"), Words(), {})["sampling"]
+    assert SamplingConfig.from_dict(saved) == SamplingConfig(strategy="first-frame")
     pipe = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "run", frames=4, tasks={"t2v": 1, "i2v": 1},
                                                        strategy="first-frame", perturb=0.05))
-    assert pipe.strategy == "first-frame"  # the saved default
-    kw = dict(steps=2, seed=5, progress=False)
-    joint = pipe(["a red circle moving left", "a blue square moving up"], strategy="joint", **kw)
-    first = pipe(["a red circle moving left", "a blue square moving up"], **kw)  # the model's default
+    assert pipe.sampling.strategy == "first-frame"  # the saved default
+    two, kw = pipe.sampling.merged(steps=2), dict(seed=5, progress=False)
+    joint = pipe(["a red circle moving left", "a blue square moving up"], sampling=two.merged(strategy="joint"), **kw)
+    first = pipe(["a red circle moving left", "a blue square moving up"], sampling=two, **kw)  # the model's default
     assert first.shape == joint.shape == (2, 3, 4, 16, 16)
     assert torch.equal(first[:, :, 0], joint[:, :, 0])  # pass 2 starts from pass 1's frame 0, kept exactly
     assert not torch.equal(first[:, :, 1:], joint[:, :, 1:])  # and samples the rest again
     with pytest.raises(ValueError, match="unknown strategy"):
-        pipe("a red circle", strategy="sideways", **kw)
-    with pytest.raises(ValueError, match="chooses the known frames itself"):
-        pipe("a red circle", strategy="first-frame", known_frames=joint[:1], frame_mask=torch.ones(1, 4), **kw)
+        two.merged(strategy="sideways")
+    known = dict(known_frames=joint[:1], frame_mask=torch.tensor([[1.0, 0, 0, 0]]), **kw)  # known frames: one pass
+    assert torch.equal(pipe("a red circle", sampling=two, **known),
+                       pipe("a red circle", sampling=two.merged(strategy="joint"), **known))

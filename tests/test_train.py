@@ -9,6 +9,7 @@ import torch
 import torch.multiprocessing as mp
 
 from stillmotion import checkpoint
+from stillmotion.pipelines.sampling import SamplingConfig
 from stillmotion.train.config import make_config
 from stillmotion.train.loop import train
 
@@ -40,9 +41,9 @@ def test_checkpoint_round_trip(tmp_path):
     config = checkpoint.load_config(tmp_path / "run")
     assert config["train"]["steps"] == 2 and config["record"]["step"] == 2
     assert config["record"]["commands"] == []  # a library call: the CLI records its command line (test_cli.py)
-    a = pipe("a red circle moving left", steps=2, seed=3, progress=False)
-    b = TextToVideo.from_pretrained(tmp_path / "run" / "checkpoint")("a red circle moving left", steps=2, seed=3,
-                                                                     progress=False)
+    a = pipe("a red circle moving left", sampling=pipe.sampling.merged(steps=2), seed=3, progress=False)
+    saved = TextToVideo.from_pretrained(tmp_path / "run" / "checkpoint")
+    b = saved("a red circle moving left", sampling=saved.sampling.merged(steps=2), seed=3, progress=False)
     assert a.shape == (1, 3, 4, 16, 16) and torch.equal(a, b)
     assert checkpoint.exists(tmp_path / "run") and not checkpoint.exists(tmp_path / "nothing")
     (tmp_path / "run" / "checkpoint").rename(tmp_path / "run" / "checkpoint.old")  # a save interrupted mid-swap
@@ -266,7 +267,8 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
     assert config["record"]["init_from"]["path"] == str(checkpoint.resolve(out / "image"))
     fit = config["record"]["planner_fit"]
     assert fit["clips"] == 12 and fit["heads"] == 2 and "motion" in fit
-    assert config["sampling"] == {"strategy": "joint"} and config["model"]["motion_planner"] is True
+    assert config["sampling"] == SamplingConfig(strategy="joint", noise_warp=1.0).to_dict()  # sampled as trained
+    assert config["model"]["motion_planner"] is True
     assert len(history(out)) == 2
 
     fitted = {k: v for k, v in checkpoint.load_weights(out).items() if "planner." in k}

@@ -137,7 +137,8 @@ SECTIONS = {
                   "noise_warp": (float, False)},
     "text_encoder": {"name": (str, True), "dim": (int, False)},
     "data": {"world": (str | None, False), "data": (str | None, False), "frames": (int, True), "size": (int, True)},
-    "sampling": {"strategy": (str, False)},
+    "sampling": {"sampler": (str, False), "steps": (int, False), "guidance": (float, False),  # SamplingConfig
+                 "schedule": (str, False), "strategy": (str, False), "noise_warp": (float, False)},
 }
 REQUIRED = ("model", "diffusion", "text_encoder", "data")
 

@@ -38,9 +38,9 @@ def _run_animate(args: argparse.Namespace) -> int:
         raise ValueError(f"{problem}; use a model trained for image-to-video, or pass --allow-untrained-task")
     image, note = read_input_image(args.image, pipe.size)
     print(f"input {note}")
-    clips = [animate(pipe, image[0], [args.prompt], frames=args.frames, steps=args.steps, sampler=args.sampler,
-                     guidance=args.guidance, seed=args.seed + i, progress=not args.quiet)[0].cpu()
-             for i in range(args.n)]
+    sampling = pipe.sampling.merged(steps=args.steps, sampler=args.sampler, guidance=args.guidance)
+    clips = [animate(pipe, image[0], [args.prompt], frames=args.frames, sampling=sampling, seed=args.seed + i,
+                     progress=not args.quiet)[0].cpu() for i in range(args.n)]
     write_clips(args.out, clips, captions=[f"{args.prompt} (seed {args.seed + i})" for i in range(args.n)],
                 fps=args.fps, scale=args.scale)
     shape = "x".join(str(s) for s in clips[0].shape[1:])
@@ -88,7 +88,8 @@ def _run_experiment(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipe = load(args.model)
-    reports = [score_animation(pipe, n=args.n, seed=args.seed, group=g, split=s, steps=args.steps)
+    reports = [score_animation(pipe, n=args.n, seed=args.seed, group=g, split=s,
+                               sampling=pipe.sampling.merged(steps=args.steps))
                for s in args.split for g in GROUPS]
     lines = ["| prompts | backgrounds | n | first frame | colour | direction | both | vanished | jumping | "
              "probe on the world's clips (direction) |", "|---" * 10 + "|"]

@@ -44,7 +44,7 @@ def _run_edit(args: argparse.Namespace) -> int:
 
     from stillmotion.cli.common import output_folder
     from stillmotion.data.video_io import save_contact_sheet, to_float, video_grid, write_video
-    from stillmotion.pipelines.edit import edit_video
+    from stillmotion.pipelines.edit import edit_sampling, edit_video
     from stillmotion.pipelines.inputs import read_input_video
     from stillmotion.pipelines.text_to_video import load
 
@@ -61,9 +61,9 @@ def _run_edit(args: argparse.Namespace) -> int:
         if len(frames) < pipe.frames else ""
     print(f"input {note}{shorter}")
     source = to_float(frames)[None]                                         # (1, 3, F, H, W)
-    edited = edit_video(pipe, source, args.prompt, strength=args.strength, mode=args.mode,
-                        source_prompt=args.source_prompt, steps=args.steps, guidance=args.guidance,
-                        iterations=args.iterations, seed=args.seed)[0].cpu()
+    sampling = edit_sampling(pipe, args.mode).merged(steps=args.steps, guidance=args.guidance)
+    edited = edit_video(pipe, source, args.prompt, strength=args.strength, mode=args.mode, sampling=sampling,
+                        source_prompt=args.source_prompt, iterations=args.iterations, seed=args.seed)[0].cpu()
     out = Path(args.out)
     with output_folder(out.parent):
         if out.suffix.lower() == ".png":  # a contact sheet: the frames of the source (with --side-by-side) and edit

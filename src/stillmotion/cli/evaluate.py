@@ -60,10 +60,8 @@ def _evaluate_model(args: argparse.Namespace, out, fvd_n: int) -> int:
 
         i3d = load_i3d(args.i3d)  # fail before sampling
     pipe = load(args.model)
-    if args.noise_warp is not None:  # both recorded in each result's protocol
-        pipe.noise_warp = args.noise_warp
-    if args.strategy is not None:
-        pipe.strategy = args.strategy
+    sampling = pipe.sampling.merged(steps=args.steps, sampler=args.sampler, guidance=args.guidance,
+                                    strategy=args.strategy, noise_warp=args.noise_warp)  # in each result's protocol
     judge, fvd_net = _evaluate_feature_nets(args.features, pipe.info)
     report = {"model": str(args.model or "shipped"), "record": pipe.info.get("record", {}), "results": []}
     if pipe.frames > 1 and (pipe.info.get("data") or {}).get("world", "shapes") == "shapes":
@@ -78,8 +76,8 @@ def _evaluate_model(args: argparse.Namespace, out, fvd_n: int) -> int:
                   + "; ".join(f"{a} " + " ".join(f"@{s} {v:.2f}" for s, v in probe["separation"][a].items())
                               for a in probe["separation"]) + f"; mean ratio {probe['mean_ratio']:.2f}")
     for split in args.split:
-        result = evaluate_prompt_following(pipe, n=args.n, seed=args.seed, split=split, steps=args.steps,
-                                           sampler=args.sampler, guidance=args.guidance, feature_net=judge,
+        result = evaluate_prompt_following(pipe, n=args.n, seed=args.seed, split=split, sampling=sampling,
+                                           feature_net=judge,
                                            sheet=out / f"samples-{split}.png", directions=args.directions)
         report["results"].append(result)
         print(f"{split:9s} colour {result['colour_accuracy']:.3f}  direction {result['direction_accuracy']:.3f}  "
@@ -96,8 +94,7 @@ def _evaluate_model(args: argparse.Namespace, out, fvd_n: int) -> int:
     if fvd_net is not None and fvd_n >= 2:
         from stillmotion.eval.fvd import evaluate_fvd
 
-        fvd, _ = evaluate_fvd(pipe, fvd_net, n=fvd_n, seed=args.seed, steps=args.steps, sampler=args.sampler,
-                              guidance=args.guidance, i3d=i3d)
+        fvd, _ = evaluate_fvd(pipe, fvd_net, n=fvd_n, seed=args.seed, sampling=sampling, i3d=i3d)
         report["fvd"] = fvd
         if "skipped" in fvd:
             print(f"{fvd['metric']}: skipped ({fvd['skipped']})")
@@ -198,9 +195,11 @@ def _add_evaluate(subparsers) -> None:
                         "(read by the pixel probe's read_motion)")
     p.add_argument("--strategy", default=None, choices=STRATEGIES,
                    help="sampling strategy (default: the model's own, from its config.json)")
-    p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
-    p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="sampler")
-    p.add_argument("--guidance", type=finite_float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: the model's own, 20)")
+    p.add_argument("--sampler", default=None, choices=sorted(SAMPLERS),
+                   help="sampler (default: the model's own, dpmpp-2m)")
+    p.add_argument("--guidance", type=finite_float, default=None,
+                   help="classifier-free guidance scale (default: the model's own, 4)")
     add_motion_sampling_options(p)
     p.add_argument("--threads", type=positive_int, default=None, help="CPU threads for torch")
     p.add_argument("--out", default="eval", metavar="DIR",

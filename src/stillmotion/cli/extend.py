@@ -39,8 +39,8 @@ def _run_extend(args: argparse.Namespace) -> int:
     context = args.context if args.context is not None else default_context(pipe)
     check_extend(pipe, args.frames, len(given), context, args.method)
     clip = extend(pipe, args.prompt, args.frames, video=to_float(given)[None], context=context, method=args.method,
-                  seed=args.seed, steps=args.steps, sampler=args.sampler, guidance=args.guidance,
-                  negative=args.negative, motion=args.motion, progress=not args.quiet)[0]
+                  seed=args.seed, negative=args.negative, motion=args.motion, progress=not args.quiet,
+                  sampling=pipe.sampling.merged(steps=args.steps, sampler=args.sampler, guidance=args.guidance))[0]
     write_video(args.out, clip, fps=args.fps, scale=args.scale)
     cuts = seams(len(given), args.frames, pipe.frames, context) if args.method == "windows" else [len(given)]
     made = args.frames - len(given)
@@ -164,7 +164,8 @@ def _long_clips(pipe, videos, prompts, frames: int, arm: dict, seed: int, steps:
     for i in tqdm(range(0, len(prompts), BATCH), desc=arm["name"], leave=False):
         given = None if videos is None else videos[i:i + BATCH]
         out.append(extend(pipe, prompts[i:i + BATCH], frames, video=given, context=arm["context"],
-                          method=arm["method"], seed=seed + i, steps=steps, guidance=guidance, progress=False).cpu())
+                          method=arm["method"], seed=seed + i, progress=False,
+                          sampling=pipe.sampling.merged(steps=steps, guidance=guidance)).cpu())
     return torch.cat(out)
 
 

@@ -47,8 +47,9 @@ def _run_generate(args: argparse.Namespace) -> int:
                              "--allow-untrained-task to do it anyway")
         frames, mask = load_known_frames(args.frames_from, args.keep, args.frames or pipe.frames, pipe.size)
         known = dict(known_frames=frames, frame_mask=mask)
-    settings = dict(negative=args.negative, steps=args.steps, sampler=args.sampler, guidance=args.guidance,
-                    strategy=args.strategy, motion=args.motion, noise_warp=args.noise_warp, progress=not args.quiet)
+    sampling = pipe.sampling.merged(steps=args.steps, sampler=args.sampler, guidance=args.guidance,
+                                    strategy=args.strategy, noise_warp=args.noise_warp)
+    settings = dict(negative=args.negative, sampling=sampling, motion=args.motion, progress=not args.quiet)
     if not known and args.frames is not None and args.frames > pipe.frames:  # past the model's length: windows
         import warnings
 
@@ -94,9 +95,11 @@ def _add_generate(subparsers) -> None:
                         "continuing the last --context frames (`stillmotion extend`)")
     p.add_argument("--context", type=positive_int, default=None, metavar="K",
                    help="for --frames past the model's length: frames each window knows (default: extend's)")
-    p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
-    p.add_argument("--sampler", default="dpmpp-2m", choices=sorted(SAMPLERS), help="ODE/SDE solver")
-    p.add_argument("--guidance", type=finite_float, default=4.0, help="classifier-free guidance scale")
+    p.add_argument("--steps", type=positive_int, default=None, help="sampler steps (default: the model's own, 20)")
+    p.add_argument("--sampler", default=None, choices=sorted(SAMPLERS),
+                   help="ODE/SDE solver (default: the model's own, dpmpp-2m)")
+    p.add_argument("--guidance", type=finite_float, default=None,
+                   help="classifier-free guidance scale (default: the model's own, 4)")
     p.add_argument("--strategy", default=None, choices=STRATEGIES,
                    help="joint: all frames at once; keyframe: the first frame as an image, then the clip from it "
                         "as image-to-video; first-frame: a joint pass, then again from its first frame (default: the "

@@ -74,7 +74,7 @@ def _run_interpolate(args: argparse.Namespace) -> int:
     import torch
 
     from stillmotion.pipelines.inputs import read_input_video
-    from stillmotion.pipelines.interpolate import check_request, interpolate
+    from stillmotion.pipelines.interpolate import check_request, interpolate, interpolation_sampling
 
     start = time.time()
     _check_out(args.out)
@@ -90,8 +90,9 @@ def _run_interpolate(args: argparse.Namespace) -> int:
     if args.method != "diffusion" and args.prompt:
         warnings.warn(f"--prompt is read only by --method diffusion; {args.method} ignores it", stacklevel=1)
     if args.method == "diffusion":
-        options = dict(prompt=args.prompt, window_keys=args.window, steps=args.steps, sampler=args.sampler,
-                       guidance=args.guidance, seed=args.seed, progress=not args.quiet)
+        sampling = interpolation_sampling(pipe).merged(steps=args.steps, sampler=args.sampler, guidance=args.guidance)
+        options = dict(prompt=args.prompt, window_keys=args.window, sampling=sampling, seed=args.seed,
+                       progress=not args.quiet)
     video = interpolate(frames, args.factor, args.method, pipe, **options)  # (T, size, size, 3) uint8
     fps = args.fps or (info.fps * args.factor if info.fps > 0 else 8.0 * args.factor)
     _write(args.out, video, fps, args.scale)
@@ -197,13 +198,15 @@ def _run_experiment(args: argparse.Namespace) -> int:
     from stillmotion.cli.common import output_folder
     from stillmotion.data.video_io import video_grid, write_video
     from stillmotion.eval.interpolation import measure_interpolation
+    from stillmotion.pipelines.interpolate import interpolation_sampling
     from stillmotion.pipelines.text_to_video import load
 
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
     pipe = load(args.model)
-    diffusion = dict(window_keys=args.window, steps=args.steps, sampler=args.sampler)
+    diffusion = dict(window_keys=args.window, sampling=interpolation_sampling(pipe).merged(steps=args.steps,
+                                                                                          sampler=args.sampler))
     with output_folder(out):
         report, gallery = measure_interpolation(pipe, n=args.n, factor=args.factor, seed=args.seed,
                                                 diffusion=diffusion, caption_guidance=args.caption_guidance,

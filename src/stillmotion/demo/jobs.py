@@ -171,8 +171,9 @@ def make_clip(pipe: TextToVideo, request: Request, folder: Path, *, model: str |
             raise DemoInputError(problem)
         frames, mask = load_known_frames(request.frames_from, request.keep, request.frames, pipe.size)
         known = dict(known_frames=frames, frame_mask=mask)
-    video = pipe(request.prompt, negative=request.negative, frames=request.frames, steps=request.steps,
-                 guidance=request.guidance, seed=request.seed, progress=False, callback=on_step, **known)
+    sampling = pipe.sampling.merged(steps=request.steps, guidance=request.guidance)
+    video = pipe(request.prompt, negative=request.negative, frames=request.frames, sampling=sampling,
+                 seed=request.seed, progress=False, callback=on_step, **known)
     scale = display_scale(pipe.size)
     # write_video's MP4: H.264, yuv420p, even sides, +faststart (the index first, so playback starts at once)
     path = write_video(Path(folder) / f"clip-{uuid.uuid4().hex[:12]}.mp4", video[0].cpu(), fps=FPS, scale=scale)

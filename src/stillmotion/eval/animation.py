@@ -68,7 +68,7 @@ def _reading(video: np.ndarray, direction: str, colour: str) -> dict:
 
 
 def score_animation(pipe, *, n: int = 128, seed: int = 0, group: str = "black", split: str = "canonical",
-                    steps: int = 20, guidance: float = 4.0, batch: int = 16, progress: bool = True) -> dict:
+                    sampling=None, batch: int = 16, progress: bool = True) -> dict:
     """Animate frame 0 of n held-out scenes with their prompts; a JSON-able report (module docstring)."""
     from tqdm import tqdm
 
@@ -78,8 +78,8 @@ def score_animation(pipe, *, n: int = 128, seed: int = 0, group: str = "black", 
     for i in tqdm(range(0, n, batch), desc=f"image-to-video ({group}, {split})", disable=not progress):
         chunk = scenes[i:i + batch]
         truth = np.stack([world.render(labels) for labels, _ in chunk])  # (b, F, H, W, 3)
-        made = to_uint8(animate(pipe, truth[:, 0], [p for _, p in chunk], steps=steps, guidance=guidance,
-                                seed=seed + i, progress=False).cpu())
+        made = to_uint8(animate(pipe, truth[:, 0], [p for _, p in chunk], sampling=sampling, seed=seed + i,
+                                progress=False).cpu())
         for (labels, prompt), video, real in zip(chunk, made, truth):
             obj = labels.objects[0]
             rows.append({"prompt": prompt, "background": labels.background, "colour": obj.colour,
@@ -87,7 +87,7 @@ def score_animation(pipe, *, n: int = 128, seed: int = 0, group: str = "black", 
                          **_reading(video, obj.motion, obj.colour),
                          **{f"truth_{k}": v for k, v in _reading(real, obj.motion, obj.colour).items()}})
     return {"protocol": __doc__.split("Protocol (written into every report):\n", 1)[1].strip(),
-            "n": n, "seed": seed, "group": group, "split": split, "steps": steps, "guidance": guidance,
+            "n": n, "seed": seed, "group": group, "split": split, **(sampling or pipe.sampling).to_dict(),
             **summarize(rows), "seconds_per_clip": (time.time() - start) / n, "rows": rows}
 
 

@@ -165,12 +165,14 @@ def run_edit_experiment(pipe, out, *, n: int = 128, seed: int = 0, strengths=(0.
 
     start = time.time()
     strengths = sorted({float(s) for s in strengths} | {float(default[1])})
-    options = dict(steps=steps, guidance=guidance, iterations=iterations)
+    from stillmotion.pipelines.edit import edit_sampling
+
     bar = tqdm(total=n * len(GROUPS) * len(modes), desc="editing", disable=not progress, leave=False)
     groups, tiles = {}, []
     for group in GROUPS:
         cases = edit_cases(n, seed=seed, group=group, frames=pipe.frames, size=pipe.size)
-        edits = {m: sweep_cases(pipe, cases, m, strengths, source=source, seed=seed, bar=bar, **options)
+        edits = {m: sweep_cases(pipe, cases, m, strengths, source=source, seed=seed, bar=bar, iterations=iterations,
+                                sampling=edit_sampling(pipe, m).merged(steps=steps, guidance=guidance))
                  for m in modes}
         groups[group] = {"source_probe": score_edits(cases, [c.video for c in cases])["kept_colour"],
                          "recolour": score_edits(cases, [recolour(c.video, c.new_colour) for c in cases]),

@@ -218,8 +218,8 @@ def model_worlds(info: dict) -> list | None:
 
 
 @torch.no_grad()
-def evaluate_fvd(pipe, net: FeatureNet, *, n: int = 256, seed: int = 0, steps: int = 20, sampler: str = "dpmpp-2m",
-                 guidance: float = 4.0, batch: int = 16, i3d=None, progress: bool = True) -> tuple[dict, Tensor]:
+def evaluate_fvd(pipe, net: FeatureNet, *, n: int = 256, seed: int = 0, sampling=None, batch: int = 16, i3d=None,
+                 progress: bool = True) -> tuple[dict, Tensor]:
     """FVD-<world> of a text-to-video model against real clips of the world it was trained on.
 
     Protocol: real set A = n clips of the model's world (seeds REAL_SEED + i); the model makes one clip for each
@@ -247,8 +247,7 @@ def evaluate_fvd(pipe, net: FeatureNet, *, n: int = 256, seed: int = 0, steps: i
     start = time.time()
     generated = []
     for i in tqdm(range(0, n, batch), desc=f"{metric_name(net)}: generating", disable=not progress):
-        videos = pipe(captions[i:i + batch], steps=steps, sampler=sampler, guidance=guidance, seed=seed + i,
-                      progress=False)
+        videos = pipe(captions[i:i + batch], sampling=sampling, seed=seed + i, progress=False)
         generated.append(videos.float().cpu().clamp(-1, 1))
     generated = torch.cat(generated)                                                        # (n, 3, F, H, W)
     seconds = time.time() - start
@@ -260,8 +259,8 @@ def evaluate_fvd(pipe, net: FeatureNet, *, n: int = 256, seed: int = 0, steps: i
     report["joint"]["generated"] = frechet_joint_distance(feats_a, cond_a, feats_g, cond_a)
     report["joint"]["generated_ratio_to_floor"] = report["joint"]["generated"] / max(report["joint"]["floor"], 1e-12)
     report["protocol"] = {"n": n, "real_seeds": f"A: {REAL_SEED} + i, B: {REAL_SEED + SET_B} + i, i < {n}",
-                          "prompts": "the captions of real set A", "sampler": sampler, "steps": steps,
-                          "guidance": guidance, "seed": seed, "world": repr(worlds[0]),
+                          "prompts": "the captions of real set A", **(sampling or pipe.sampling).to_dict(),
+                          "seed": seed, "world": repr(worlds[0]),
                           "feature_net": net.info.get("record", {}).get("commands", []) if hasattr(net, "info")
                           else []}
     report["seconds_generating"] = round(seconds, 1)

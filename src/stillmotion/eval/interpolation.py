@@ -19,7 +19,7 @@ from stillmotion.data.worlds import get_world
 from stillmotion.eval.reconstruction import psnr, ssim
 from stillmotion.flow import require_cv2
 from stillmotion.pipelines.flow_interpolation import flow_interpolate
-from stillmotion.pipelines.interpolate import crossfade, fill_diffusion, interpolate
+from stillmotion.pipelines.interpolate import crossfade, fill_diffusion, interpolate, interpolation_sampling
 
 HELDOUT_SEED = 10**9
 GROUPS = {"black": ("black",), "other": ("gray", "gradient", "noise")}  # "other": never seen by the shipped model
@@ -47,7 +47,8 @@ def score_interpolation(pipe=None, *, n: int = 32, every: int = 5, steps: int = 
         videos = torch.stack([to_float(c.video) for c in clips])  # (N, C, F, H, W)
         mask = torch.from_numpy(known).float().expand(n, -1)
         made = [pipe([c.caption for c in clips[i:i + 16]], known_frames=videos[i:i + 16], frame_mask=mask[i:i + 16],
-                     steps=steps, seed=seed + i, progress=False) for i in range(0, n, 16)]
+                     sampling=pipe.sampling.merged(steps=steps), seed=seed + i, progress=False)
+                for i in range(0, n, 16)]
         ways = {"diffusion": list(to_uint8(torch.cat(made))), **ways}
     truth = np.concatenate([c.video[~known] for c in clips])
     return {"protocol": {"n": n, "keyframes": np.flatnonzero(known).tolist(), "seeds": f"{HELDOUT_SEED + seed} + i",
@@ -276,7 +277,7 @@ def measure_interpolation(pipe, *, n: int = 128, factor: int = 4, seed: int = 0,
 
     Args:
         pipe: the model (TextToVideo) for the diffusion method.
-        diffusion: fill_diffusion options (window_keys, steps, sampler, ...); the seed is `seed`.
+        diffusion: fill_diffusion options (window_keys, sampling); the seed is `seed`.
         footage_dir: where the footage .mp4 files are written (None: skip footage).
 
     Returns:
@@ -284,15 +285,17 @@ def measure_interpolation(pipe, *, n: int = 128, factor: int = 4, seed: int = 0,
         group): the clip at 1/factor of its frame rate, diffusion's in-betweens, flow's.
     """
     options = {**(diffusion or {}), "seed": seed}
-    report = {"protocol": PROTOCOL, "n": n, "factor": factor, "seed": seed, "diffusion": options,
+    options["sampling"] = options.get("sampling") or interpolation_sampling(pipe)
+    report = {"protocol": PROTOCOL, "n": n, "factor": factor, "seed": seed,
+              "diffusion": {**options, "sampling": options["sampling"].to_dict()},
               "caption_guidance": caption_guidance, "world": {}}
     pooled_truths, pooled = [], {}
     gallery = []
     for group in GROUPS:
         clips = world_clips(n, seed=seed, group=group, factor=factor, frames=pipe.frames, size=pipe.size)
         truths, captions = [v for v, _ in clips], [c for _, c in clips]
-        ways = {"diffusion": ("diffusion", options),
-                "diffusion + caption": ("diffusion", {**options, "prompts": captions, "guidance": caption_guidance}),
+        captioned = {**options, "prompts": captions, "sampling": options["sampling"].merged(guidance=caption_guidance)}
+        ways = {"diffusion": ("diffusion", options), "diffusion + caption": ("diffusion", captioned),
                 "flow": ("flow", {}), "blend": ("blend", {})}
         filled = fill_all(truths, factor, ways, pipe)
         report["world"][group] = {**scores(filled, truths, factor),

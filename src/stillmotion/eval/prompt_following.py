@@ -6,7 +6,8 @@ Protocol (written into every report):
             world's caption generator in the chosen split: "heldout" uses only sentence shapes and synonyms that
             never occur in training captions ("please make the scarlet orb go westward"), "train" uses
             training wordings, "canonical" the plain "a red circle moving left".
-  sampling  one clip per prompt, sampler/steps/guidance as given, sampling seed = seed + prompt index.
+  sampling  one clip per prompt, with the model's sampling settings or those given (pipelines/sampling.py);
+            sampling seed = seed + prompt index.
   judging   the pixel probe (stillmotion.eval.probe): colour = nearest palette colour to the median
             foreground pixel; direction = centroid displacement between the first and last third, 8 bins.
             A clip follows the prompt when both match. Stability figures flag flicker and teleporting:
@@ -67,13 +68,14 @@ def _per_target(rows: list[dict], attribute: str, names) -> dict[str, float]:
     return {name: float(np.mean(ok)) for name, ok in asked.items() if ok}
 
 
-def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str = "heldout", steps: int = 20,
-                              sampler: str = "dpmpp-2m", guidance: float = 4.0, batch: int = 16,
+def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str = "heldout",
+                              sampling=None, batch: int = 16,
                               progress: bool = True, feature_net=None, sheet=None, sheet_clips: int = 8,
                               directions=None) -> dict:
     """Generate one clip per prompt and score colour, direction and stability. Returns a JSON-able report.
 
     Args:
+        sampling: a SamplingConfig (pipelines/sampling.py); None: the model's own (`pipe.sampling`).
         feature_net: a shapes-world FeatureNet (eval/features.py) to judge colour, shape and motion as well.
         sheet: if given, a .png path for a contact sheet of `sheet_clips` clips spread over the prompts, each
             captioned with its prompt and what the pixel probe and the feature network read.
@@ -81,14 +83,14 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
     """
     from tqdm import tqdm
 
+    sampling = sampling or pipe.sampling
     prompts = single_object_prompts(n, seed=seed, split=split, directions=directions)
     rows, start, shown = [], time.time(), []
     on_sheet = set(np.linspace(0, n - 1, min(n, sheet_clips)).round().astype(int).tolist())  # spread over colours
     for i in tqdm(range(0, n, batch), desc=f"prompt following ({split})", disable=not progress):
         chunk = prompts[i:i + batch]
         # one generator per batch, seeded by its first index: results do not depend on other batches
-        videos = pipe([p for p, _ in chunk], steps=steps, sampler=sampler, guidance=guidance, seed=seed + i,
-                      progress=False)
+        videos = pipe([p for p, _ in chunk], sampling=sampling, seed=seed + i, progress=False)
         net = _feature_readings(feature_net, videos, chunk)
         for j, ((prompt, target), video, judged) in enumerate(zip(chunk, to_uint8(videos.cpu()), net)):
             r = read_clip(video)
@@ -115,11 +117,9 @@ def evaluate_prompt_following(pipe, *, n: int = 256, seed: int = 0, split: str =
     finite = [row for row in rows if math.isfinite(row["max_jump"])]
     return {
         "metric": "prompt following (pixel probe, single-object shapes prompts)",
-        "protocol": {"n": n, "seed": seed, "split": split, "steps": steps, "sampler": sampler, "guidance": guidance,
+        "protocol": {"n": n, "seed": seed, "split": split, **sampling.to_dict(),
                      "judge": "stillmotion.eval.probe.read_clip (glides), read_motion (other motions)",
-                     "frames": int(videos.shape[2]),
-                     "size": int(videos.shape[-1]), "noise_warp": getattr(pipe, "noise_warp", 0.0),
-                     "strategy": getattr(pipe, "strategy", "joint")},
+                     "frames": int(videos.shape[2]), "size": int(videos.shape[-1])},
         "colour_accuracy": frac("colour_ok"),
         "direction_accuracy": frac("direction_ok"),
         "colour_and_direction_accuracy": both,

@@ -96,19 +96,20 @@ class KeyframePipe:
     def __init__(self, keys, interp, every: int = 5, fill: str = "diffusion"):
         self.keys, self.interp, self.every, self.fill = keys, interp, every, fill
         self.frames, self.size, self.info = interp.frames, interp.size, interp.info
+        self.sampling = interp.sampling
 
-    def __call__(self, prompts, *, steps=20, sampler="dpmpp-2m", guidance=4.0, seed=0, progress=False, **_):
+    def __call__(self, prompts, *, sampling=None, seed=0, progress=False, **_):
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         known = keyframe_mask(self.frames, self.every)
-        keys = self.keys(prompts, frames=int(known.sum()), steps=steps, sampler=sampler, guidance=guidance, seed=seed,
+        keys = self.keys(prompts, frames=int(known.sum()), sampling=sampling, seed=seed,
                          progress=False)  # (B, 3, K, H, W)
         frames = torch.zeros(len(prompts), 3, self.frames, self.size, self.size)
         frames[:, :, torch.from_numpy(known)] = keys.cpu()
         if self.fill == "flow":
             return torch.stack([to_float(flow_interpolate(v, known)) for v in to_uint8(frames)])  # (B, 3, F, H, W)
         mask = torch.from_numpy(known).float().expand(len(prompts), -1)
-        return self.interp(prompts, known_frames=frames, frame_mask=mask, steps=steps, sampler=sampler,
-                           guidance=guidance, seed=seed + 1, progress=False)
+        return self.interp(prompts, known_frames=frames, frame_mask=mask, sampling=sampling, seed=seed + 1,
+                           progress=False)
 
 
 def hint_following(pipe, *, n: int, seed: int = 0, steps: int = 20) -> dict:
@@ -116,7 +117,8 @@ def hint_following(pipe, *, n: int, seed: int = 0, steps: int = 20) -> dict:
     prompts = single_object_prompts(n, seed=seed, split="canonical")
     hits = []
     for i, (prompt, target) in enumerate(prompts):
-        video = pipe(prompt, motion=target["direction"], steps=steps, seed=seed + i, progress=False)
+        video = pipe(prompt, motion=target["direction"], sampling=pipe.sampling.merged(steps=steps), seed=seed + i,
+                     progress=False)
         r = read_clip(to_uint8(video[0].cpu()))
         hits.append((r.colour == target["colour"], r.direction == target["direction"]))
     c, d = np.mean(hits, axis=0)
@@ -169,7 +171,8 @@ def run_approaches(out: str | Path, *, minutes: float | None = 10.0, steps: int 
     chosen = [a for a in make_arms(list(clip_pools), frames) if arms is None or a.name.split(" ")[0] in arms]
     net = load_feature_net("shapes")
     quick = lambda pipe: {k: v for k, v in evaluate_prompt_following(
-        pipe, n=n_curve, seed=seed, split="canonical", steps=sample_steps, progress=False).items()
+        pipe, n=n_curve, seed=seed, split="canonical", sampling=pipe.sampling.merged(steps=sample_steps),
+        progress=False).items()
         if k.endswith("accuracy")}
     report = {"protocol": {"world": "shapes", "preset": preset, "budget_per_arm": budget, "seed": seed, "n": n,
                            "n_curve": n_curve, "sample_steps": sample_steps, "judge": "pixel probe, canonical prompts",
@@ -220,22 +223,25 @@ def run_approaches(out: str | Path, *, minutes: float | None = 10.0, steps: int 
             result[name] = _judge(value, net, n=n, seed=seed, steps=sample_steps, evaluate_fvd=evaluate_fvd) \
                 if isinstance(value, KeyframePipe) else value
         report["arms"][arm.name] = result
-        grid_rows[arm.name] = pipe(GRID_PROMPTS, steps=sample_steps, seed=seed, progress=False)
+        grid_rows[arm.name] = pipe(GRID_PROMPTS, sampling=pipe.sampling.merged(steps=sample_steps), seed=seed,
+                                   progress=False)
         (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")  # after every arm: nothing is lost
     every = {a.name: a for a in make_arms(list(clip_pools), frames)}
     report["arms"] = {name: report["arms"][name] for name in every if name in report["arms"]}  # the arms' order
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     for name in report["arms"]:  # arms kept from an earlier report: sample their grid rows again
         if name not in grid_rows:
-            grid_rows[name] = _arm_pipe(every[name], out)(GRID_PROMPTS, steps=sample_steps, seed=seed,
-                                                           progress=False)
+            arm_pipe = _arm_pipe(every[name], out)
+            grid_rows[name] = arm_pipe(GRID_PROMPTS, sampling=arm_pipe.sampling.merged(steps=sample_steps), seed=seed,
+                                       progress=False)
     _write_outputs(out, report, [(name, grid_rows[name]) for name in report["arms"]])
     return report
 
 
 def _judge(pipe, net, *, n: int, seed: int, steps: int, evaluate_fvd) -> dict:
-    pf = evaluate_prompt_following(pipe, n=n, seed=seed, split="canonical", steps=steps, progress=False)
-    fvd, _ = evaluate_fvd(pipe, net, n=n, seed=seed, steps=steps, progress=False)
+    sampling = pipe.sampling.merged(steps=steps)
+    pf = evaluate_prompt_following(pipe, n=n, seed=seed, split="canonical", sampling=sampling, progress=False)
+    fvd, _ = evaluate_fvd(pipe, net, n=n, seed=seed, sampling=sampling, progress=False)
     return {"colour_accuracy": pf["colour_accuracy"], "direction_accuracy": pf["direction_accuracy"],
             "colour_and_direction_accuracy": pf["colour_and_direction_accuracy"],
             "warping_error": pf["stability"].get("mean_warping_error"),

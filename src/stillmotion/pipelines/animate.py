@@ -34,19 +34,20 @@ def first_frame_known(image: np.ndarray, count: int, frames: int) -> tuple[Tenso
     return known, mask
 
 
-def animate(pipe, images: np.ndarray, prompts: list[str], **sampling) -> Tensor:
+def animate(pipe, images: np.ndarray, prompts: list[str], **options) -> Tensor:
     """One clip per (image, prompt): (B, 3, F, H, W) in [-1, 1], frame 0 of clip b exactly images[b].
 
     Args:
         pipe: a TextToVideo whose model was trained with the "i2v" (or "predict") task.
         images: (B, H, W, 3) uint8 on the model's canvas, or one (H, W, 3) image for every prompt.
         prompts: B prompts.
-        sampling: TextToVideo's options (steps, guidance, sampler, seed, frames, progress, callback, ...).
+        options: TextToVideo's (sampling, seed, frames, negative, progress, callback, ...); known frames
+            always sample jointly, whatever the sampling's strategy.
     """
     images = np.repeat(images[None], len(prompts), axis=0) if images.ndim == 3 else images
     if len(images) != len(prompts):
         raise ValueError(f"animate: {len(images)} images for {len(prompts)} prompts")
-    frames = sampling.pop("frames", None) or pipe.frames
+    frames = options.pop("frames", None) or pipe.frames
     pairs = [first_frame_known(image, 1, frames) for image in images]
     known, mask = torch.cat([k for k, _ in pairs]), torch.cat([m for _, m in pairs])
-    return pipe(prompts, frames=frames, known_frames=known, frame_mask=mask, strategy="joint", **sampling)
+    return pipe(prompts, frames=frames, known_frames=known, frame_mask=mask, **options)

@@ -28,8 +28,9 @@ from torch import Tensor
 from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.inversion import invert_euler
 from stillmotion.diffusion.noise_warp import warped_noise
-from stillmotion.diffusion.samplers import SAMPLERS, sample
+from stillmotion.diffusion.samplers import sample
 from stillmotion.diffusion.schedules import get_sigmas
+from stillmotion.pipelines.sampling import SamplingConfig
 
 MODES = ("sdedit", "inversion")
 DEFAULT_SAMPLER = {"sdedit": "dpmpp-2m", "inversion": "euler"}  # inversion undoes Euler steps; they must match
@@ -70,9 +71,9 @@ def edit_sigmas(sigmas: Tensor, strength: float) -> Tensor:
 
 @torch.inference_mode()
 def edit_sweep(pipe, video: Tensor, prompt: str | list[str], strengths, *, mode: str = "inversion",
-               source_prompt: str | list[str] = "", steps: int = 20, guidance: float = 4.0,
-               inversion_guidance: float = 1.0, iterations: int = 0, seed: int = 0, schedule: str = "karras",
-               sampler: str | None = None, callback=None) -> dict[float, Tensor]:
+               source_prompt: str | list[str] = "", sampling: SamplingConfig | None = None,
+               inversion_guidance: float = 1.0, iterations: int = 0, seed: int = 0,
+               callback=None) -> dict[float, Tensor]:
     """Edit a batch of clips at several strengths, sharing the noise (sdedit) or the inversion (one run up to the
     highest strength passes through every lower one's starting point).
 
@@ -83,12 +84,12 @@ def edit_sweep(pipe, video: Tensor, prompt: str | list[str], strengths, *, mode:
         strengths: values in (0, 1].
         mode: "sdedit" or "inversion".
         source_prompt: what the clip shows, for inversion ("" = the unconditional model, as guidance uses it).
-        steps: steps of the full schedule (an edit runs the last strength * steps of them, `edit_sigmas`).
-        guidance: classifier-free guidance scale while sampling with the edit prompt.
+        sampling: the sampler, the steps of the full schedule (an edit runs the last strength * steps of them,
+            `edit_sigmas`), the guidance scale while sampling with the edit prompt, the schedule; the strategy
+            is not used. None: `edit_sampling(pipe, mode)`.
         inversion_guidance: guidance scale while inverting (1: the source prompt alone, which inverts best).
         iterations: fixed-point corrections per inversion step (diffusion/inversion.py; 0: plain DDIM inversion).
         seed: the SDEdit noise (inversion is deterministic).
-        sampler: a key of samplers.SAMPLERS; None: dpmpp-2m for sdedit, euler for inversion.
         callback: passed to the samplers.
 
     Returns:
@@ -96,29 +97,32 @@ def edit_sweep(pipe, video: Tensor, prompt: str | list[str], strengths, *, mode:
     """
     if mode not in MODES:
         raise ValueError(f"unknown edit mode '{mode}'; choose one of: {', '.join(MODES)}")
-    sampler = sampler or DEFAULT_SAMPLER[mode]
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler '{sampler}'; choose one of: {', '.join(SAMPLERS)}")
+    sampling = sampling or edit_sampling(pipe, mode)
     if video.dim() != 5 or video.shape[1] != 3:
         raise ValueError(f"video must be (B, 3, F, H, W); got {tuple(video.shape)}")
     b, device = video.shape[0], pipe.device
     prompts = _batch(prompt, b, "prompt")
     video = video.to(device, torch.float32)
-    sigmas = get_sigmas(schedule, steps).to(device)                         # (steps + 1,) decreasing, ends in 0
+    sigmas = get_sigmas(sampling.schedule, sampling.steps).to(device)      # (steps + 1,) decreasing, ends in 0
     runs = {float(s): edit_sigmas(sigmas, s) for s in strengths}            # strength -> its levels down to 0
     cond, uncond, displacement = pipe.conditions(prompts)
-    denoise = cfg_denoiser(pipe.denoiser, cond, uncond, guidance)
+    denoise = cfg_denoiser(pipe.denoiser, cond, uncond, sampling.guidance)
     if mode == "sdedit":
         g = torch.Generator(device).manual_seed(seed)
-        noise = warped_noise(torch.randn(video.shape, generator=g, device=device), displacement, pipe.noise_warp,
+        noise = warped_noise(torch.randn(video.shape, generator=g, device=device), displacement, sampling.noise_warp,
                              generator=g)                                   # (B, 3, F, H, W), as TextToVideo draws
         begin = {s: video + run[0].float() * noise for s, run in runs.items()}
     else:
         begin = _inverted(pipe, video, _batch(source_prompt, b, "source_prompt"), sigmas, runs, inversion_guidance,
                           iterations)
     # each strength samples with its own generator (ancestral samplers): a sweep gives what single edits give
-    return {s: sample(sampler, denoise, begin[s], run, generator=torch.Generator(device).manual_seed(seed + 1),
+    return {s: sample(sampling.sampler, denoise, begin[s], run, generator=torch.Generator(device).manual_seed(seed + 1),
                       callback=callback).clamp(-1, 1) for s, run in runs.items()}
+
+
+def edit_sampling(pipe, mode: str) -> SamplingConfig:
+    """The model's sampling settings with the edit mode's sampler (DEFAULT_SAMPLER)."""
+    return pipe.sampling.merged(sampler=DEFAULT_SAMPLER[mode])
 
 
 def edit_video(pipe, video: Tensor, prompt: str | list[str], *, strength: float = 0.6, **options) -> Tensor:

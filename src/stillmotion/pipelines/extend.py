@@ -97,8 +97,8 @@ def check_extend(pipe, frames: int, given: int, context: int, method: str = DEFA
 
 @torch.inference_mode()
 def extend(pipe, prompts: str | list[str], frames: int, *, video: Tensor | None = None,
-           context: int | None = None, method: str = DEFAULT_METHOD, seed: int = 0, strategy: str | None = None,
-           progress: bool = True, **sampling) -> Tensor:
+           context: int | None = None, method: str = DEFAULT_METHOD, seed: int = 0, progress: bool = True,
+           **options) -> Tensor:
     """A clip of `frames` frames per prompt: the given video (or a first window from the text) continued.
 
     Args:
@@ -106,11 +106,11 @@ def extend(pipe, prompts: str | list[str], frames: int, *, video: Tensor | None 
         prompts: a prompt or a list of B prompts.
         frames: the length wanted (more than the given video's).
         video: (B, 3, L, H, W) in [-1, 1], the frames to continue, returned exactly; None: text-to-video, the
-            first `pipe.frames` frames made as `pipe(...)` makes them (its default `strategy`).
+            first `pipe.frames` frames made as `pipe(...)` makes them (with its sampling's strategy).
         context: K, the frames each window knows (1 .. pipe.frames // 2; None: `default_context`).
         method: "windows" (see the module docstring) or "joint" (all frames in one call).
         seed: window w samples with `window_seed(seed, w)`.
-        sampling: passed to every `pipe` call (steps, sampler, guidance, negative, motion, noise_warp, ...).
+        options: passed to every `pipe` call (sampling, negative, motion, callback).
     Returns:
         (B, 3, frames, H, W) in [-1, 1]; frames [0, L) are `video` exactly.
     """
@@ -122,10 +122,9 @@ def extend(pipe, prompts: str | list[str], frames: int, *, video: Tensor | None 
     if video is not None and (video.shape[0] != b or video.shape[1] != 3 or video.shape[3:] != (pipe.size,) * 2):
         raise ValueError(f"video must be ({b}, 3, L, {pipe.size}, {pipe.size}); got {tuple(video.shape)}")
     if method == "joint":
-        return _joint(pipe, prompts, frames, video, seed=seed, strategy=strategy, progress=progress, **sampling)
+        return _joint(pipe, prompts, frames, video, seed=seed, progress=progress, **options)
     if video is None:  # the first window from the text alone, as the model makes any clip
-        video = pipe(prompts, frames=min(frames, window), seed=seed, strategy=strategy, progress=progress,
-                     **sampling)
+        video = pipe(prompts, frames=min(frames, window), seed=seed, progress=progress, **options)
     clip = video.to(pipe.device)  # (B, 3, L, H, W), grows by the new frames of each window
     for w, (start, known) in enumerate(window_plan(clip.shape[2], frames, window, context), start=1):
         made = clip[:, :, start:start + known]  # (B, 3, K, H, W): the last K frames so far
@@ -134,19 +133,19 @@ def extend(pipe, prompts: str | list[str], frames: int, *, video: Tensor | None 
         mask = torch.zeros(b, window)
         mask[:, :known] = 1
         out = pipe(prompts, frames=window, known_frames=past, frame_mask=mask, seed=window_seed(seed, w),
-                   progress=progress, **sampling)  # (B, 3, F, H, W); its first K frames are `made` exactly
+                   progress=progress, **options)  # (B, 3, F, H, W); its first K frames are `made` exactly
         clip = torch.cat([clip, out[:, :, known:known + frames - clip.shape[2]]], dim=2)
     return clip
 
 
-def _joint(pipe, prompts: list[str], frames: int, video: Tensor | None, *, seed: int, strategy: str | None,
-           progress: bool, **sampling) -> Tensor:
+def _joint(pipe, prompts: list[str], frames: int, video: Tensor | None, *, seed: int, progress: bool,
+           **options) -> Tensor:
     """All frames in one call (the network's attention windows span the clip), the given frames known."""
     if video is None:
-        return pipe(prompts, frames=frames, seed=seed, strategy=strategy, progress=progress, **sampling)
+        return pipe(prompts, frames=frames, seed=seed, progress=progress, **options)
     b, given = len(prompts), video.shape[2]
     past = torch.zeros(b, 3, frames, pipe.size, pipe.size)
     past[:, :, :given] = video.cpu()
     mask = torch.zeros(b, frames)
     mask[:, :given] = 1
-    return pipe(prompts, frames=frames, known_frames=past, frame_mask=mask, seed=seed, progress=progress, **sampling)
+    return pipe(prompts, frames=frames, known_frames=past, frame_mask=mask, seed=seed, progress=progress, **options)

@@ -26,10 +26,12 @@ import torch
 
 from stillmotion.data.video_io import to_float, to_uint8
 from stillmotion.pipelines.flow_interpolation import flow_interpolate
+from stillmotion.pipelines.sampling import SamplingConfig
 
 METHODS = ("diffusion", "flow", "blend")
-WINDOW_KEYS = 4  # given frames per window: 13 frames at factor 4 (measured: docs/applications-interpolate.md)
-SAMPLER = "ddpm"  # stochastic; measured above the deterministic dpmpp-2m here (the same doc)
+WINDOW_KEYS = 4  # given frames per window: 13 frames at factor 4 (measured: docs/applications.md)
+SAMPLER = "ddpm"  # stochastic; measured above the deterministic dpmpp-2m here (docs/applications.md)
+GUIDANCE = 1.0  # the keyframes decide; guidance above 1 measured worse (the same doc)
 MAX_OUTPUT_FRAMES = 4096  # an output longer than this is refused before any work
 
 
@@ -98,15 +100,21 @@ def windows(frames: int, window_keys: int) -> list[tuple[int, int]]:
     return list(zip(bounds[:-1], bounds[1:]))
 
 
+def interpolation_sampling(pipe) -> SamplingConfig:
+    """The model's sampling settings with the in-betweens' sampler and guidance (SAMPLER, GUIDANCE)."""
+    return pipe.sampling.merged(sampler=SAMPLER, guidance=GUIDANCE)
+
+
 def fill_diffusion(pipe, clips: list[np.ndarray], factor: int, *, prompts: list[str] | None = None,
-                   window_keys: int = WINDOW_KEYS, steps: int = 20, sampler: str = SAMPLER, guidance: float = 1.0,
-                   seed: int = 0, batch: int = 16, progress: bool = False) -> list[np.ndarray]:
+                   window_keys: int = WINDOW_KEYS, sampling: SamplingConfig | None = None, seed: int = 0,
+                   batch: int = 16, progress: bool = False) -> list[np.ndarray]:
     """The model's in-betweens of several videos, window by window (see the module docstring).
 
     Args:
         pipe: a TextToVideo whose model was trained with the interpolate frame task.
         clips: [(N_i, H, W, 3) uint8] given frames at the model's size, N_i >= 2.
         prompts: what each video shows (None or "": no prompt, the given frames alone decide the motion).
+        sampling: None: `interpolation_sampling(pipe)`.
         batch: windows per sampler call; windows of the same length (from any video) share calls, the k-th call
             sampling with seed + k.
 
@@ -114,6 +122,7 @@ def fill_diffusion(pipe, clips: list[np.ndarray], factor: int, *, prompts: list[
         [(T_i, H, W, 3) uint8], T_i = (N_i - 1) * factor + 1, the given frames exactly as given.
     """
     prompts = [""] * len(clips) if prompts is None else list(prompts)
+    sampling = sampling or interpolation_sampling(pipe)
     placed = [spread(frames, factor) for frames in clips]  # [(video (T, H, W, 3), known (T,))]
     spans = [(c, a * factor, b * factor + 1) for c, frames in enumerate(clips)
              for a, b in windows(len(frames), window_keys)]  # (video, first, end) output frame ranges
@@ -125,7 +134,7 @@ def fill_diffusion(pipe, clips: list[np.ndarray], factor: int, *, prompts: list[
             known = torch.stack([to_float(placed[c][0][a:b]) for c, a, b in chunk])  # (B, C, length, H, W)
             mask = torch.stack([torch.from_numpy(placed[c][1][a:b]).float() for c, a, b in chunk])  # (B, length)
             made = pipe([prompts[c] for c, _, _ in chunk], known_frames=known, frame_mask=mask, frames=length,
-                        steps=steps, sampler=sampler, guidance=guidance, seed=seed + calls, progress=progress)
+                        sampling=sampling, seed=seed + calls, progress=progress)
             calls += 1
             for (c, a, b), out in zip(chunk, to_uint8(made)):  # out (length, H, W, 3)
                 video, given = placed[c]

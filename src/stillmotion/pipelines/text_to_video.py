@@ -19,14 +19,13 @@ from stillmotion.cond import Cond, motion_hint
 from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.guidance import cfg_denoiser
 from stillmotion.diffusion.noise_warp import warped_noise
-from stillmotion.diffusion.samplers import SAMPLERS, sample
+from stillmotion.diffusion.samplers import sample
 from stillmotion.diffusion.schedules import get_sigmas
 from stillmotion.models.planner import plan_hint, plan_std
 from stillmotion.models.registry import build_unet
 from stillmotion.models.text import TextEncoder
 from stillmotion.models.unet import UNetConfig
-
-STRATEGIES = ("joint", "keyframe", "first-frame")
+from stillmotion.pipelines.sampling import STRATEGIES, SamplingConfig  # noqa: F401 - STRATEGIES re-exported
 
 
 class TextToVideo:
@@ -37,7 +36,8 @@ class TextToVideo:
         text: the text encoder the model was trained with.
         frames, size: the default clip shape (the model was trained on it; other frame counts also work).
         info: the checkpoint's config (kept for `stillmotion info` and reports); its "sampling" entry gives the
-            default strategy (see `__call__`), its "diffusion" entry the noise warp the model was trained with.
+            model's own sampling settings (`pipe.sampling`, a SamplingConfig; pipelines/sampling.py), its
+            "diffusion" entry the noise warp the model was trained with (the default of sampling.noise_warp).
     """
 
     def __init__(self, denoiser: Denoiser, text: TextEncoder, *, frames: int = 16, size: int = 32,
@@ -46,8 +46,8 @@ class TextToVideo:
         self.text = text
         self.frames, self.size = frames, size
         self.info = info or {}
-        self.strategy = self.info.get("sampling", {}).get("strategy", "joint")
-        self.noise_warp = float(self.info.get("diffusion", {}).get("noise_warp", 0.0))
+        self.sampling = SamplingConfig.from_dict(self.info.get("sampling", {}),
+                                                 noise_warp=self.info.get("diffusion", {}).get("noise_warp", 0.0))
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, *, device: str | torch.device = "cpu") -> TextToVideo:
@@ -72,11 +72,11 @@ class TextToVideo:
         return cls(Denoiser(net, diff["parameterization"], diff["sigma_data"], diff.get("data_mean", 0.0)), text,
                    frames=config["data"]["frames"], size=config["data"]["size"], info=config)
 
-    def passes(self, frames: int | None = None, strategy: str | None = None, known: bool = False) -> int:
+    def passes(self, frames: int | None = None, sampling: SamplingConfig | None = None, known: bool = False) -> int:
         """Sampler passes one call makes (`callback` is called steps x passes times): 2 for the keyframe and
         first-frame strategies on clips (the first frame, then the clip from it), else 1. `known`: known frames
         are given, which always samples jointly."""
-        strategy = "joint" if known else strategy or self.strategy
+        strategy = "joint" if known else (sampling or self.sampling).strategy
         return 2 if strategy != "joint" and (frames or self.frames) > 1 else 1
 
     @property
@@ -137,71 +137,41 @@ class TextToVideo:
         return cond, uncond, displacement
 
     @torch.inference_mode()
-    def __call__(self, prompt: str | list[str], *, negative: str | list[str] = "", frames: int | None = None,  # noqa: C901 - a check per argument, then a strategy
-                 size: int | None = None, steps: int = 20, sampler: str = "dpmpp-2m",
-                 guidance: float | Tensor = 4.0, seed: int = 0, schedule: str = "karras",
-                 known_frames: Tensor | None = None, frame_mask: Tensor | None = None,
-                 strategy: str | None = None, motion=None, noise_warp: float | None = None, progress: bool = True,
-                 callback=None) -> Tensor:
+    def __call__(self, prompt: str | list[str], *, sampling: SamplingConfig | None = None, seed: int = 0,
+                 negative: str | list[str] = "", frames: int | None = None, size: int | None = None,
+                 known_frames: Tensor | None = None, frame_mask: Tensor | None = None, motion=None,
+                 progress: bool = True, callback=None) -> Tensor:
         """Generate one clip per prompt.
 
         Args:
             prompt: a prompt or a list of B prompts.
+            sampling: sampler, steps, guidance, schedule, strategy, noise warp (pipelines/sampling.py); None: the
+                model's own (`self.sampling`, from its config.json). Change one field with
+                `sampling=pipe.sampling.merged(steps=10)`.
+            seed: the clip is a deterministic function of (prompt, seed, settings).
             negative: what to steer away from (the unconditional branch of guidance); "" is the usual empty prompt.
             frames, size: clip shape; defaults to what the model was trained on.
-            steps: sampler steps (network evaluations: x1 for euler/ddim/ddpm/dpmpp-2m, x2 for heun).
-            guidance: classifier-free guidance scale; a float, or a (F,) tensor of per-frame scales.
-            seed: the clip is a deterministic function of (prompt, seed, settings).
-            known_frames: (B, C, F, H, W) frames to keep, with `frame_mask` (B, F) marking them.
-            strategy: "joint" denoises all frames together. "keyframe" factorizes (Emu Video, Girdhar et al. 2023;
-                the cascade of Make-A-Video): the same network first makes the first frame as an image (F = 1),
-                then the clip as image-to-video from it, so the motion is decided where the prompt's direction
-                changes the loss at every noise level (twice the steps; needs a model trained with the i2v task
-                and on images). "first-frame" keeps frame 0 of a joint pass instead of an image.
-                None: the model's default (its config's "sampling" entry, else "joint").
+            known_frames: (B, C, F, H, W) frames to keep, with `frame_mask` (B, F) marking them; they always
+                sample jointly (the strategy chooses how a clip without known frames is made).
             motion: a motion hint for models trained with one (`motion_cond`): a direction ("left", "up-right",
                 "static", ...), or (dx, dy) / "DX,DY" in canvas fractions over the clip (cond.py `motion_hint`).
                 It conditions both guidance branches, so guidance still steers by the prompt alone. None: the
                 hint the model's motion planner reads from each prompt (`plan`), if it has one, on the prompt's
-                branch only (guidance then steers by prompt and plan); "none": no hint at all.
-            noise_warp: how much the starting noise follows that motion (diffusion/noise_warp.py; 0 = independent
-                noise per frame). None: what the model was trained with. Models trained with warped noise take
-                their motion from it (with no motion known, the noise stays put, as it did for still clips).
+                branch only (guidance then steers by prompt and plan); "none": no hint at all. With
+                sampling.noise_warp > 0 the starting noise follows that motion too.
         Returns:
             (B, C, F, H, W) videos in [-1, 1].
         """
+        sampling = sampling or self.sampling
         prompts = [prompt] if isinstance(prompt, str) else list(prompt)
         negatives = [negative] * len(prompts) if isinstance(negative, str) else list(negative)
-        if not prompts:
-            raise ValueError("give at least one prompt")
-        if len(negatives) != len(prompts):
-            raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts")
         frames, size = frames or self.frames, size or self.size
-        if frames < 1:
-            raise ValueError(f"frames must be >= 1 (got {frames})")
-        if size < 8 or size % 8:
-            raise ValueError(f"size must be a multiple of 8 (got {size})")
-        if sampler not in SAMPLERS:
-            raise ValueError(f"unknown sampler '{sampler}'; choose one of: {', '.join(SAMPLERS)}")
-        if steps < 1:
-            raise ValueError(f"steps must be >= 1 (got {steps})")
-        strategy = strategy or (self.strategy if known_frames is None else "joint")
-        if strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy '{strategy}'; choose one of: {', '.join(STRATEGIES)}")
-        if strategy != "joint" and known_frames is not None:
-            raise ValueError(f"strategy '{strategy}' chooses the known frames itself; pass known_frames with "
-                             "strategy='joint'")
+        _check_call(prompts, negatives, frames, size)
         b, device = len(prompts), self.device
-        warp = self.noise_warp if noise_warp is None else float(noise_warp)
-        if not 0.0 <= warp <= 1.0:
-            raise ValueError(f"noise_warp must be in [0, 1] (got {noise_warp})")
-        cond, uncond, displacement = self.conditions(prompts, negatives, motion, warp=warp)
-        if not bool(torch.isfinite(torch.as_tensor(guidance)).all()):
-            raise ValueError(f"guidance must be a finite number (got {guidance}); 1 turns guidance off, 3-5 is usual")
-        if isinstance(guidance, Tensor):
-            guidance = guidance.to(device)
+        cond, uncond, displacement = self.conditions(prompts, negatives, motion, warp=sampling.noise_warp)
         g = torch.Generator(device).manual_seed(seed)
-        bar = tqdm(total=steps * self.passes(frames, strategy), desc="sampling", disable=not progress, leave=False)
+        bar = tqdm(total=sampling.steps * self.passes(frames, sampling, known_frames is not None), desc="sampling",
+                   disable=not progress, leave=False)
 
         def on_step(info):
             bar.update(1)
@@ -212,12 +182,11 @@ class TextToVideo:
             """One sampler pass over (B, 3, length, H, W) noise; known frames (with mask (B, length)) are kept."""
             cond.frames = uncond.frames = None if known is None else known.to(device)
             cond.frame_mask = uncond.frame_mask = None if known is None else mask.to(device, torch.float32)
-            scale = guidance[:length] if isinstance(guidance, Tensor) and guidance.dim() else guidance
-            denoise = cfg_denoiser(self.denoiser, cond, uncond, scale)
-            sigmas = get_sigmas(schedule, steps).to(device)
+            denoise = cfg_denoiser(self.denoiser, cond, uncond, sampling.guidance)
+            sigmas = get_sigmas(sampling.schedule, sampling.steps).to(device)
             x = torch.randn((b, 3, length, size, size), generator=g, device=device)  # (B, 3, F, H, W)
-            x = warped_noise(x, displacement, warp, generator=g) * sigmas[0].float()
-            video = sample(sampler, denoise, x, sigmas, generator=g, callback=on_step)
+            x = warped_noise(x, displacement, sampling.noise_warp, generator=g) * sigmas[0].float()
+            video = sample(sampling.sampler, denoise, x, sigmas, generator=g, callback=on_step)
             if known is not None:  # known frames are returned exactly as given
                 keep = cond.frame_mask[:, None, :, None, None]
                 video = keep * cond.frames + (1 - keep) * video
@@ -225,10 +194,10 @@ class TextToVideo:
 
         if known_frames is not None:
             video = run(known_frames, frame_mask if frame_mask is not None else torch.ones(b, frames))
-        elif strategy == "joint" or frames == 1:
+        elif sampling.strategy == "joint" or frames == 1:
             video = run(None, None)
         else:  # a first frame (an image, F = 1, or frame 0 of a joint pass), then the clip from it
-            start = run(None, None, 1 if strategy == "keyframe" else frames)  # (B, 3, 1 or F, H, W)
+            start = run(None, None, 1 if sampling.strategy == "keyframe" else frames)  # (B, 3, 1 or F, H, W)
             first = torch.zeros(b, frames)
             first[:, 0] = 1
             known = torch.zeros(b, 3, frames, size, size, device=device)
@@ -236,6 +205,18 @@ class TextToVideo:
             video = run(known, first)
         bar.close()
         return video
+
+
+def _check_call(prompts: list[str], negatives: list[str], frames: int, size: int) -> None:
+    """Refuse an impossible call in one line, before any work."""
+    if not prompts:
+        raise ValueError("give at least one prompt")
+    if len(negatives) != len(prompts):
+        raise ValueError(f"{len(negatives)} negative prompts for {len(prompts)} prompts")
+    if frames < 1:
+        raise ValueError(f"frames must be >= 1 (got {frames})")
+    if size < 8 or size % 8:
+        raise ValueError(f"size must be a multiple of 8 (got {size})")
 
 
 def shipped_model_path() -> Path:

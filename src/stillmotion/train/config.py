@@ -16,7 +16,7 @@ from pathlib import Path
 from stillmotion.atomic import write_atomic
 from stillmotion.models.registry import UNET_PRESETS
 from stillmotion.models.unet import drop_retired
-from stillmotion.pipelines.text_to_video import STRATEGIES
+from stillmotion.pipelines.sampling import STRATEGIES, SamplingConfig
 from stillmotion.train.tasks import check_task_weights
 
 RENDERS = ("host", "device")           # where a synthetic world's clips are drawn (TrainConfig.render)
@@ -180,6 +180,12 @@ def _coerce(value: str, typ, name: str):
     except (ValueError, json.JSONDecodeError):
         pass
     raise ValueError(f"option '{name}': cannot read {value!r} as {getattr(typ, '__name__', typ)}")
+
+
+def model_sampling(cfg: TrainConfig) -> SamplingConfig:
+    """How this run's checkpoints sample by default (their config.json "sampling", `generate`'s defaults, and the
+    training previews): the run's strategy and the noise warp it trained with; the rest SamplingConfig's defaults."""
+    return SamplingConfig(strategy=cfg.sample_strategy, noise_warp=cfg.noise_warp)
 
 
 def make_config(preset: str | None = None, overrides: dict | None = None) -> TrainConfig:

@@ -42,7 +42,7 @@ from stillmotion.train.batches import (
     make_source,
     needs_flows,
 )
-from stillmotion.train.config import TrainConfig, save_json
+from stillmotion.train.config import TrainConfig, model_sampling, save_json
 from stillmotion.train.ema import EMA
 from stillmotion.train.flow_consistency import flow_consistency_loss, noise_weight
 from stillmotion.train.monitor import Log, log_probe, preview
@@ -95,7 +95,7 @@ def checkpoint_config(cfg: TrainConfig, net, text: TextEncoder, record: dict) ->
                       "data_mean": cfg.data_mean, "noise_warp": cfg.noise_warp},
         "text_encoder": {"name": cfg.text_encoder, "dim": text.dim},
         "data": {"world": cfg.world, "data": cfg.data, "frames": cfg.frames, "size": cfg.size},
-        "sampling": {"strategy": cfg.sample_strategy},
+        "sampling": model_sampling(cfg).to_dict(),
         "train": cfg.to_dict(),
         "record": record,
     }

@@ -13,7 +13,7 @@ from stillmotion.diffusion.denoiser import Denoiser
 from stillmotion.diffusion.direction_probe import AXES, PROBE_SIGMAS, direction_probe
 from stillmotion.models.text import TextEncoder
 from stillmotion.train import dist, run_folder
-from stillmotion.train.config import TrainConfig
+from stillmotion.train.config import TrainConfig, model_sampling
 
 
 class Log:
@@ -96,8 +96,8 @@ def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:
 
     denoiser = Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
     pipe = TextToVideo(denoiser, text, frames=cfg.frames, size=cfg.size,
-                       info={"sampling": {"strategy": cfg.sample_strategy}})
-    videos = pipe(cfg.sample_prompts, steps=cfg.sample_steps, seed=0, progress=False)
+                       info={"sampling": model_sampling(cfg).to_dict()})  # as `generate` samples the checkpoint
+    videos = pipe(cfg.sample_prompts, sampling=pipe.sampling.merged(steps=cfg.sample_steps), seed=0, progress=False)
     stem.parent.mkdir(parents=True, exist_ok=True)
     frames = [v for v in videos.cpu()]
     write_video(stem.with_suffix(".gif"), video_grid(frames, ncols=min(4, len(frames))), fps=8, scale=3)
