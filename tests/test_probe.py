@@ -9,6 +9,7 @@ import pytest
 from stillmotion.data.captions import DIRECTIONS
 from stillmotion.data.shapes import COLOURS, MOTIONS, ShapesWorld
 from stillmotion.eval.probe import OTHER_MOTIONS, read_clip, read_motion
+from stillmotion.eval.rotation import tracked_turn
 
 
 def world_clips(motion: str, n: int, seed: int = 100):
@@ -49,3 +50,34 @@ def test_read_motion_on_constructed_clips():
     gone[7] = 0
     assert read_motion(gone).motion is None and read_motion(clip[:1]).motion is None
     assert set(OTHER_MOTIONS) | set(DIRECTIONS) == set(MOTIONS)
+
+
+def _square(angle_deg: float, jitter: tuple = (0, 0, 0, 0)) -> np.ndarray:
+    """(32, 32, 3) a red 12-pixel square centred at (16, 16), turned by angle_deg, its four sides moved outwards by
+    `jitter` pixels (left, right, top, bottom): a wobbling outline."""
+    ys, xs = np.mgrid[0:32, 0:32] - 15.5
+    a = np.deg2rad(angle_deg)
+    u, v = xs * np.cos(a) + ys * np.sin(a), -xs * np.sin(a) + ys * np.cos(a)
+    left, right, top, bottom = jitter
+    inside = (u >= -6 - left) & (u <= 6 + right) & (v >= -6 - top) & (v <= 6 + bottom)
+    frame = np.zeros((32, 32, 3), np.uint8)
+    frame[inside] = COLOURS["red"]
+    return frame
+
+
+def test_a_wobbling_outline_is_not_a_turn_and_a_steady_turn_is():
+    """The mask test alone read a still shape whose sides shift by a pixel from frame to frame as rotating; the
+    tracked turn tells the two apart, in both senses of turning."""
+    rng = np.random.default_rng(0)
+    wobbling = np.stack([_square(0, tuple(rng.integers(-1, 2, 4))) for _ in range(16)])
+    reading = read_motion(wobbling)
+    assert reading.turn > 0.2  # the mask changes as much as a turn would change it ...
+    assert reading.motion == "static" and abs(reading.turn_deg) < 30  # ... but nothing turns
+    senses = []
+    for sense in (1, -1):
+        turning = np.stack([_square(sense * 5 * f) for f in range(16)])  # 75 degrees, one way
+        degrees, consistency = tracked_turn(turning)
+        assert abs(abs(degrees) - 75) <= 8 and consistency > 0.9
+        assert read_motion(turning).motion == "rotating"
+        senses.append(np.sign(degrees))
+    assert senses[0] == -senses[1]

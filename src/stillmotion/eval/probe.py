@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from stillmotion.data.shapes import COLOURS
+from stillmotion.eval.rotation import tracked_turn
 
 DIRECTIONS = ["right", "down-right", "down", "down-left", "left", "up-left", "up", "up-right"]
 
@@ -95,6 +96,8 @@ class MotionReading:
     reversal: float         # pixels the centroid came back along x or y (0 for a glide, > 0 after a bounce)
     turn: float             # 1 - the lowest IoU of a frame's mask, moved onto frame 0's centroid, with frame 0's
     displacement: tuple     # (dx, dy) in pixels, last third minus first third
+    turn_deg: float = math.nan          # the tracked turn (eval/rotation.py), where the mask changed by > `turn`
+    turn_consistency: float = math.nan  # 1: one steady sense of turning; about 0: a wobbling outline
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,16 +120,19 @@ def _turn(fg: np.ndarray, cx: np.ndarray, cy: np.ndarray) -> float:
 
 
 def read_motion(video: np.ndarray, *, threshold: int = 90, static_px: float | None = None, growth: float = 1.4,
-                reversal_px: float | None = None, turn: float = 0.2) -> MotionReading:
+                reversal_px: float | None = None, turn: float = 0.2, steady_deg: float = 30.0,
+                steady: float = 0.5) -> MotionReading:
     """Which of the shapes world's motions a single-object clip on a dark background shows.
 
     In this order: growing / shrinking when the foreground area changes by more than `growth` (area ratio of the
     last third to the first); bouncing when the centroid comes back more than `reversal_px` along x or y
     (default 6% of the width); a compass direction when it travels `static_px` or more (as `read_clip`);
-    rotating when the mask, held still, changes by more than `turn` (1 - IoU); else static. Thresholds are set
-    between the world's motion amounts (data/shapes.py: growth 1.6-2.4x in size, i.e. 2.6-5.8x in area; turns of
-    60-150 degrees; bounces reflect a path of 0.9-1.8 canvas widths); tests/test_probe.py measures the reading
-    on the world's own clips.
+    rotating when the mask, held still, changes by more than `turn` (1 - IoU) AND the object turns steadily: at
+    least `steady_deg` degrees, tracked frame to frame, with consistency >= `steady` (eval/rotation.py; a wobbling
+    outline changes the mask without turning); else static. Thresholds are set between the world's motion amounts
+    (data/shapes.py: growth 1.6-2.4x in size, i.e. 2.6-5.8x in area; turns of 60-150 degrees, always one way;
+    bounces reflect a path of 0.9-1.8 canvas widths); tests/test_probe.py measures the reading on the world's own
+    clips.
 
     Args:
         video: (F, H, W, 3) uint8.
@@ -148,7 +154,9 @@ def read_motion(video: np.ndarray, *, threshold: int = 90, static_px: float | No
     elif math.hypot(dx, dy) >= static_px:
         motion = compass(dx, dy)
     elif turned > turn:
-        motion = "rotating"
+        degrees, consistency = tracked_turn(video)
+        rotating = abs(degrees) >= steady_deg and consistency >= steady
+        return MotionReading("rotating" if rotating else "static", ratio, back, turned, (dx, dy), degrees, consistency)
     else:
         motion = "static"
     return MotionReading(motion, ratio, back, turned, (dx, dy))
