@@ -121,6 +121,36 @@ def test_caption_variety_and_heldout_split_is_disjoint():
     assert len(cap.TRAIN_FRAMES) >= 30 and len(cap.HELDOUT_FRAMES) >= 20
 
 
+def _heldout_word_markers() -> set[str]:
+    """Every word or phrase of HELDOUT_WORDS (verb triples and digit patterns spelled out), and the compass stems
+    of the held-out direction words ("north" would teach "northward" through its word pieces)."""
+    markers = set()
+    for values in cap.HELDOUT_WORDS.values():
+        for words in values.values():
+            for w in words:
+                for phrase in (w if isinstance(w, tuple) else (w,)):
+                    markers |= {phrase.format(d=d, w=cap.DIGIT_NAMES[d]) for d in range(10)}
+    return markers | {"north", "south", "east", "west"}
+
+
+def test_train_captions_use_no_heldout_frame_word_or_form():
+    # every held-out word (verbs and digit phrases too), frame and clause form stays out of the train split
+    markers = _heldout_word_markers() | set(cap.PASSIVE_VERBS) | {"?"}
+    markers |= {frame.replace("{c}", "").strip(" ,:?") for _, frame in cap.HELDOUT_FRAMES} - {""}
+    assert not {form for form, _ in cap.TRAIN_FRAMES} & {"base", "passive"}  # the held-out clause forms
+    assert not {frame for _, frame in cap.TRAIN_FRAMES} & {frame for _, frame in cap.HELDOUT_FRAMES if frame != "{c}"}
+    rng = np.random.default_rng(1)
+    corpus = [make_caption(labels_from_attributes(colour, shape, motion, speed), rng, "train")
+              for colour in ("red", "white") for shape in ("circle", "ring") for motion in MOTIONS
+              for speed in ("slow", "fast") for _ in range(25)]
+    corpus += [ShapesWorld(p_two=0.5, background="mixed").sample(s).caption for s in range(1000)]
+    corpus += [DigitsWorld(coloured=True, p_two=0.3).sample(s).caption for s in range(300)]
+    for marker in markers:
+        pattern = re.compile(rf"(^|[^\w-]){re.escape(marker)}($|[^\w-])")
+        hits = [c for c in corpus if pattern.search(c)]
+        assert not hits, f"held-out marker {marker!r} in a training caption: {hits[0]!r}"
+
+
 def test_parse_prompt_recovers_attributes():
     for colour in COLOURS:
         for shape in ("circle", "square", "triangle"):
