@@ -50,12 +50,13 @@ from stillmotion.train.segments import train_in_segments
 
 @contextlib.contextmanager
 def loop_builds(name: str):
-    """Make the training loop's `build_unet(cfg.model, **overrides, text_dim=...)` build `name`."""
+    """Make the training loop's `build_unet(cfg.model, text_dim=...)` build `name` (the run's model config, the
+    "cpu" preset, is then only a record: a peer is built by bench/peers.py)."""
     original = train_loop.build_unet
     if name != "stillmotion":
         def build_for_loop(model, **kwargs):
             if kwargs.keys() - {"text_dim"}:
-                raise ValueError(f"peer '{name}' takes no model_overrides (got {sorted(kwargs)})")
+                raise ValueError(f"peer '{name}' takes no model fields (got {sorted(kwargs)})")
             return build(name, kwargs.get("text_dim", 384))
         train_loop.build_unet = build_for_loop
     try:
@@ -115,9 +116,9 @@ def reach_rows(results: dict, ours: str = "stillmotion") -> list[list]:
 def run_model(name: str, args, budget: dict, feature_net, evaluate_fvd) -> dict:
     """Train one backbone (in segments if it is a curve model), judge it, and score its final EMA weights."""
     overrides = dict(kv.split("=", 1) for kv in args.set)
-    overrides.update(out=str(Path(args.out) / name), model="cpu" if name == "stillmotion" else name,
-                     threads="none" if args.threads is None else str(args.threads),
-                     sample_steps=str(min(20, args.eval_steps)), ckpt_minutes="1e9")
+    overrides.update({"out": str(Path(args.out) / name), "model": "cpu",
+                      "threads": "none" if args.threads is None else str(args.threads),
+                      "sampling.steps": str(min(20, args.eval_steps)), "ckpt_minutes": "1e9"})
 
     def config_for(part: dict):
         return make_config(args.preset, {**overrides, "minutes": "none", "steps": "none",

@@ -40,7 +40,7 @@ def test_train_generate_info(tiny_run, tmp_path):
     r = run("info", str(tiny_run))
     assert r.returncode == 0 and "resumable    yes" in r.stdout and "spacetime-unet" in r.stdout
     config = json.loads(run("info", str(tiny_run), "--json").stdout)
-    assert config["record"]["step"] == 2 and config["train"]["model"] == "tiny"
+    assert config["record"]["step"] == 2 and config["train"]["model"]["channels"] == [8, 16]
 
 
 def test_resume_from_the_cli(tiny_run):

@@ -110,7 +110,7 @@ def test_the_planner_loss_trains_the_planner(tmp_path):
     from stillmotion.train.config import make_config
     from stillmotion.train.loop import train
 
-    overrides = {"steps": 3, "ema_decay": 0.0, "model_overrides": {"motion_cond": True, "motion_planner": True}}
+    overrides = {"steps": 3, "ema_decay": 0.0, "model.motion_cond": True, "model.motion_planner": True}
     run = train(make_config("shapes-tiny", {**overrides, "out": str(tmp_path / "m")}))
     unused = train(make_config("shapes-tiny", {**overrides, "out": str(tmp_path / "u"), "planner_weight": 0.0}))
     planned, idle = (TextToVideo.from_pretrained(r).denoiser.net.planner for r in (run, unused))

@@ -113,7 +113,7 @@ def test_float32_device_run_resumes_exactly(tmp_path):
     ({"render": "device", "noise_warp": 0.5}, "optical flows that noise_warp need(s): drop --set render=device, "
                                               "or turn off noise_warp"),
     ({"render": "device", "flow_consistency": 0.1}, "turn off flow_consistency"),
-    ({"render": "device", "model_overrides": {"motion_cond": True}}, "turn off model_overrides.motion_cond"),
+    ({"render": "device", "model.motion_cond": True}, "turn off model.motion_cond"),
 ], ids=["unknown", "dtype", "folder", "noise-warp", "flow-consistency", "motion-hints"])
 def test_impossible_combinations_are_refused_in_one_line(overrides, says):
     with pytest.raises(ValueError) as e:
@@ -122,7 +122,7 @@ def test_impossible_combinations_are_refused_in_one_line(overrides, says):
 
 
 def test_the_same_options_on_host_or_single_frames_are_fine():
-    make_config("shapes-tiny", {"noise_warp": 0.5, "model_overrides": {"motion_cond": True}})  # host clips
+    make_config("shapes-tiny", {"noise_warp": 0.5, "model.motion_cond": True})  # host clips
     make_config("shapes-tiny", {"render": "device", "noise_warp": 0.5, "frames": 1})  # no flows at F = 1
 
 

@@ -60,6 +60,5 @@ def test_the_checkpoint_entry_is_what_a_call_uses(tmp_path):
 
 
 def test_training_saves_what_generate_and_the_previews_use():
-    cfg = make_config("shapes-tiny", {"noise_warp": "1", "sample_strategy": "joint",
-                                      "model_overrides": '{"motion_cond": true}'})
-    assert model_sampling(cfg) == SamplingConfig(noise_warp=1.0)  # previews of a warped-noise model warp too
+    cfg = make_config("shapes-tiny", {"noise_warp": "1", "sampling.strategy": "joint", "model.motion_cond": "true"})
+    assert model_sampling(cfg) == SamplingConfig(steps=2, noise_warp=1.0)  # previews of a warped-noise model warp too

@@ -83,8 +83,8 @@ def test_batches_carry_known_frames_and_leave_them_out_of_the_loss():
 @pytest.mark.parametrize("overrides, message", [
     ({"tasks": '{"t2v": 1, "extend": 1}'}, "unknown task"),
     ({"tasks": '{"t2v": 0}'}, "positive sum"),
-    ({"sample_strategy": "first-frame"}, "i2v task"),
-    ({"sample_strategy": "backwards"}, "sample_strategy must be one of"),
+    ({"sampling.strategy": "first-frame"}, "i2v task"),
+    ({"sampling.strategy": "backwards"}, "unknown strategy 'backwards'"),
 ])
 def test_bad_task_settings_are_rejected(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -96,9 +96,9 @@ def test_first_frame_strategy_keeps_the_joint_first_frame(tmp_path):
     from stillmotion.models.registry import build_unet
     from stillmotion.pipelines.text_to_video import TextToVideo
 
-    cfg = make_config("shapes-tiny", {"tasks": '{"t2v": 1, "i2v": 1}', "sample_strategy": "first-frame"})
+    cfg = make_config("shapes-tiny", {"tasks": '{"t2v": 1, "i2v": 1}', "sampling.strategy": "first-frame"})
     saved = checkpoint_config(cfg, build_unet("tiny"), Words(), {})["sampling"]
-    assert SamplingConfig.from_dict(saved) == SamplingConfig(strategy="first-frame")
+    assert SamplingConfig.from_dict(saved) == SamplingConfig(steps=2, strategy="first-frame")
     pipe = TextToVideo.from_pretrained(tiny_checkpoint(tmp_path / "run", frames=4, tasks={"t2v": 1, "i2v": 1},
                                                        strategy="first-frame", perturb=0.05))
     assert pipe.sampling.strategy == "first-frame"  # the saved default

@@ -125,7 +125,7 @@ def test_whitened_network_carries_its_map(tmp_path):
     from stillmotion.train.loop import train
 
     run = train(make_config("shapes-tiny", {"out": str(tmp_path / "run"), "steps": 1,
-                                            "model_overrides": {"text_whiten": True}}))
+                                            "model.text_whiten": True}))
     from stillmotion import checkpoint
 
     weights = checkpoint.load_weights(run)

@@ -1,6 +1,7 @@
 """Training: tiny runs on each world, checkpoint round trip, exact resume, and 2-process DDP == 1 process."""
 
 import dataclasses
+import json
 import os
 import socket
 
@@ -70,7 +71,7 @@ def test_worker_processes_decode_the_same_clips(tmp_path, flows):
     a resume."""
     base = {"steps": 4, "grad_accum": 2}
     if flows:
-        base.update(noise_warp=1.0, model_overrides={"motion_cond": True})
+        base.update({"noise_warp": 1.0, "model.motion_cond": True})
     train(make_config("shapes-tiny", {**base, "out": str(tmp_path / "inline")}))
     train(make_config("shapes-tiny", {**base, "steps": 2, "workers": 2, "out": str(tmp_path / "workers")}))
     train(make_config("shapes-tiny", {**base, "workers": 2, "out": str(tmp_path / "workers")}), resume=True)
@@ -94,7 +95,7 @@ def _ddp_worker(rank, world, port, out, overrides):
         dist.cleanup()
 
 
-@pytest.mark.parametrize("overrides", [{}, {"model_overrides": {"motion_cond": True, "motion_planner": True}}],
+@pytest.mark.parametrize("overrides", [{}, {"model.motion_cond": True, "model.motion_planner": True}],
                          ids=["plain", "motion-planner"])
 def test_two_processes_match_one(tmp_path, overrides):
     """2 gloo processes = 1 process; also with the motion planner, whose loss is computed outside the DDP forward."""
@@ -126,6 +127,15 @@ def test_two_processes_match_one(tmp_path, overrides):
     ({"sample_trajectory_sigma": 1.0}, "no longer exists"),
     ({"image_p_std": "0"}, "image_p_std must be > 0"),
     ({"p_std": "-1"}, "p_std must be > 0"),
+    ({"model": "huge"}, "unknown U-Net preset 'huge'"),
+    ({"model.colour": "red"}, "unknown option 'model.colour'"),
+    ({"model.head_dim": "8.5"}, "cannot read '8.5' as an integer"),
+    ({"model.motion_planner": "true"}, "motion_planner plans a motion hint from the text: it needs motion_cond"),
+    ({"model.attn_levels": "[5]"}, "levels \\[5\\] do not exist"),
+    ({"sampling.steps": "0"}, "steps must be >= 1"),
+    ({"sampling.noise_warp": "1"}, "set noise_warp instead"),
+    ({"model_overrides": '{"coords": false}'}, "--set model.coords=false"),
+    ({"sample_steps": "10"}, "--set sampling.steps=10"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -158,6 +168,33 @@ def test_world_options_reach_the_world():
         make_source(make_config("shapes-tiny", {"world_options": '{"colour": "red"}'}))
 
 
+def test_model_and_sampling_are_typed_configs_changed_field_by_field():
+    """--model / --set model=NAME picks a U-Net preset, --set model.FIELD and sampling.FIELD change one field (CLI
+    strings parsed by the field's type, after any whole replacement); the configs round-trip through to_dict."""
+    from stillmotion.models.registry import UNET_PRESETS
+
+    cfg = make_config("shapes-tiny", {"model.blocks_per_level": "[1, 2]", "model": "tiny", "model.coords": "true",
+                                      "sampling.guidance": "3", "sampling.steps": "7"})
+    assert cfg.model == dataclasses.replace(UNET_PRESETS["tiny"], blocks_per_level=(1, 2), coords=True)
+    assert cfg.sampling == SamplingConfig(steps=7, guidance=3.0)
+    assert make_config(None, json.loads(json.dumps(cfg.to_dict()))) == cfg  # as config.json keeps it
+    assert make_config("shapes-tiny", {"model.blocks_per_level": "2"}).model.blocks_per_level == 2
+    assert make_config("shapes-quick").model.moving_rope is True  # presets hold typed configs too
+
+
+def test_a_config_saved_by_an_earlier_version_loads_in_todays_form():
+    """Saved runs named a preset and changed it with a model_overrides dict, and had sample_steps / _strategy."""
+    from stillmotion.models.registry import UNET_PRESETS
+    from stillmotion.train.config import TrainConfig, upgrade_saved
+
+    old = {**make_config("shapes-tiny").to_dict(), "model": "tiny", "model_overrides": {"motion_cond": True}}
+    old = {k: v for k, v in old.items() if k != "sampling"} | {"sample_steps": 5, "sample_strategy": "joint"}
+    cfg = TrainConfig.from_dict(old)
+    assert cfg.model == dataclasses.replace(UNET_PRESETS["tiny"], motion_cond=True)
+    assert cfg.sampling == SamplingConfig(steps=5)
+    assert make_config(None, upgrade_saved(old)) == cfg
+
+
 def test_unknown_preset():
     with pytest.raises(ValueError, match="unknown preset 'shapes-xxl'.*shapes-tiny"):
         make_config("shapes-xxl")
@@ -183,12 +220,12 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
     train(cfg)
     a, b = checkpoint.load_weights(tmp_path / "a"), checkpoint.load_weights(tmp_path / "b")
     assert max((a[k] - b[k]).abs().max().item() for k in a) < 1e-6
-    with pytest.raises(ValueError, match="do not fit model"):
+    with pytest.raises(ValueError, match="do not fit this run's model"):
         train(make_config("shapes-tiny", {"out": str(tmp_path / "c"), "steps": 1, "init_from": str(tmp_path / "a"),
-                                          "model_overrides": '{"channels": [8, 24]}'}))
+                                          "model.channels": "[8, 24]"}))
     # a net without coordinate channels grows them (at zero) when the new run asks for coords
     train(make_config("shapes-tiny", {"out": str(tmp_path / "d"), "steps": 1, "lr": "1e-12",
-                                      "init_from": str(tmp_path / "a"), "model_overrides": '{"coords": true}'}))
+                                      "init_from": str(tmp_path / "a"), "model.coords": "true"}))
     d = checkpoint.load_weights(tmp_path / "d")
     assert d["conv_in.weight"].shape[1] == a["conv_in.weight"].shape[1] + 2
     assert d["conv_in.weight"][:, -2:].abs().max() < 1e-9  # started at zero (one step of lr 1e-12 since)
@@ -198,14 +235,14 @@ def test_init_from_starts_at_the_given_weights(tmp_path):
 def test_init_from_with_planner_fit_replaces_the_planners(tmp_path):
     """A trained model gains a planner of another shape (more heads): with planner_fit_clips the one init_from
     brings gives way to a freshly fitted one; the rest of the network starts as it was."""
-    motion = {"motion_cond": True, "motion_planner": True}
-    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1, "model_overrides": motion}))
-    grown = {**motion, "planner_heads": 2}
-    with pytest.raises(ValueError, match="do not fit model"):  # without a fit, a one-head planner fits no ensemble
+    motion = {"model.motion_cond": True, "model.motion_planner": True}
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1, **motion}))
+    grown = {**motion, "model.planner_heads": 2}
+    with pytest.raises(ValueError, match="do not fit this run's model"):  # a one-head planner fits no ensemble
         train(make_config("shapes-tiny", {"out": str(tmp_path / "x"), "steps": 1, "init_from": str(tmp_path / "a"),
-                                          "model_overrides": {**motion, "planner_heads": 2}}))
+                                          **grown}))
     path = train(make_config("shapes-tiny", {"out": str(tmp_path / "b"), "steps": 1, "lr": "1e-12",
-                                             "init_from": str(tmp_path / "a"), "model_overrides": grown,
+                                             "init_from": str(tmp_path / "a"), **grown,
                                              "planner_fit_clips": 12, "planner_fit_steps": 3}))
     a, b = checkpoint.load_weights(tmp_path / "a"), checkpoint.load_weights(path)
     fit = checkpoint.load_config(path)["record"]["planner_fit"]
@@ -217,7 +254,7 @@ def test_init_from_with_planner_fit_replaces_the_planners(tmp_path):
 def test_a_run_stopped_after_its_planner_fit_resumes_without_fitting_again(tmp_path, capsys):
     """The planner fit is checkpointed before the loop: a run whose budget the fit spends stops at step 0, and
     resumed it trains exactly as the run that went straight on, without fitting a second time."""
-    fit = {"model_overrides": {"motion_cond": True, "motion_planner": True}, "planner_fit_clips": 12,
+    fit = {"model.motion_cond": True, "model.motion_planner": True, "planner_fit_clips": 12,
            "planner_fit_steps": 3, "steps": 2}
     train(make_config("shapes-tiny", {**fit, "out": str(tmp_path / "full")}))
     stopped = make_config("shapes-tiny", {**fit, "minutes": 1e-6, "out": str(tmp_path / "stopped")})
@@ -250,10 +287,10 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
     cfg = make_config("shapes-tiny", {
         "out": str(out), "steps": 2, "minutes": 0.5, "image_minutes": 0.02, "image_batch_size": 8,
         "planner_fit_clips": 12, "planner_fit_steps": 5, "noise_warp": 1.0,
-        "model_overrides": '{"motion_cond": true, "motion_planner": true, "planner_heads": 2}'})
+        "model.motion_cond": "true", "model.motion_planner": "true", "model.planner_heads": "2"})
     image, video = stages(cfg)
     assert (image.frames, image.batch_size, image.out, image.minutes) == (1, 8, str(out / "image"), 0.02)
-    assert image.model_overrides["temporal"] is False and image.model_overrides["motion_planner"] is False
+    assert image.model.temporal is False and image.model.motion_planner is False and video.model == cfg.model
     assert video.init_from == str(out / "image") and video.minutes == pytest.approx(0.48)
     assert video.frames == cfg.frames and video.image_minutes == 0
     assert (image.p_mean, image.p_std) == (video.p_mean, video.p_std) == (cfg.p_mean, cfg.p_std)
@@ -267,7 +304,7 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
     assert config["record"]["init_from"]["path"] == str(checkpoint.resolve(out / "image"))
     fit = config["record"]["planner_fit"]
     assert fit["clips"] == 12 and fit["heads"] == 2 and "motion" in fit
-    assert config["sampling"] == SamplingConfig(strategy="joint", noise_warp=1.0).to_dict()  # sampled as trained
+    assert config["sampling"] == SamplingConfig(steps=2, strategy="joint", noise_warp=1.0).to_dict()  # as trained
     assert config["model"]["motion_planner"] is True
     assert len(history(out)) == 2
 
@@ -283,8 +320,8 @@ def test_image_stage_then_inflated_video_stage(tmp_path):
 def test_init_from_leaves_out_parts_the_new_model_does_not_build(tmp_path, capsys):
     """A model with a motion-hint input and a planner grows a plain one: those parts are left out (and said so);
     everything else starts as it was."""
-    motion = {"motion_cond": True, "motion_planner": True}
-    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1, "model_overrides": motion}))
+    motion = {"model.motion_cond": True, "model.motion_planner": True}
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1, **motion}))
     path = train(make_config("shapes-tiny", {"out": str(tmp_path / "b"), "steps": 1, "lr": "1e-12",
                                              "init_from": str(tmp_path / "a")}))
     assert "planner, tmotion weights are left out" in capsys.readouterr().out

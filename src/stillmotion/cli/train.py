@@ -11,7 +11,7 @@ from stillmotion.cli.common import positive_int
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from stillmotion.train.config import TrainConfig, make_config
+    from stillmotion.train.config import TrainConfig, make_config, upgrade_saved
     from stillmotion.train.loop import train
 
     overrides = {}
@@ -36,6 +36,7 @@ def _run_train(args: argparse.Namespace) -> int:
             saved = json.loads(staged.read_text())
         else:
             saved = checkpoint.load_config(out)["train"]
+        saved = upgrade_saved(saved)  # a run saved by an earlier version continues too
         free = ("steps", "minutes", "threads", "workers", "ckpt_minutes")  # budget and machine, not what is learned
         changed = {k: v for k, v in overrides.items() if k not in (*free, "out") and saved.get(k) != v}
         if changed or args.preset:
@@ -68,7 +69,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--batch-size", type=positive_int, help="global batch size")
     p.add_argument("--lr", type=float, help="peak learning rate")
     p.add_argument("--seed", type=int, help="seed (data, noise and init are functions of it)")
-    p.add_argument("--model", help="U-Net preset (tiny, cpu, cpu-m, gpu-b, gpu-l)")
+    p.add_argument("--model", help="U-Net preset (tiny, cpu, cpu-m, gpu-b, gpu-l); change its fields with "
+                                   "--set model.FIELD=VALUE")
     p.add_argument("--frames", type=int, help="frames per training clip")
     p.add_argument("--size", type=int, help="frame size in pixels")
     p.add_argument("--threads", type=positive_int, help="CPU threads for torch")
@@ -79,7 +81,9 @@ def _add_train(subparsers) -> None:
                    help="start afresh in an --out that holds a run: the old run is renamed to <out>.old-<time>, "
                         "never deleted (without it such a folder is refused)")
     p.add_argument("--ckpt-minutes", type=float, help="minutes between checkpoints (default 3)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any TrainConfig field")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any TrainConfig field; model.FIELD and sampling.FIELD change one field of the "
+                        "U-Net or sampling config (e.g. --set model.motion_cond=true --set sampling.steps=10)")
     p.set_defaults(func=_run_train)
 
 

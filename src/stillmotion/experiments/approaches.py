@@ -75,14 +75,13 @@ def make_arms(clip_pools: list[int | None], frames: int = 16, every: int = 5) ->
     arms = [
         Arm("spacetime", [Stage("video", 1.0)]),
         Arm("flow-consistency", [Stage("video", 1.0, {"flow_consistency": 0.1})]),
-        Arm("motion-hint", [Stage("video", 1.0, {"model_overrides": {"motion_cond": True}})]),
-        Arm("motion-planner", [Stage("video", 1.0, {"model_overrides": {"motion_cond": True,
-                                                                         "motion_planner": True}})]),
+        Arm("motion-hint", [Stage("video", 1.0, {"model.motion_cond": True})]),
+        Arm("motion-planner", [Stage("video", 1.0, {"model.motion_cond": True, "model.motion_planner": True})]),
         Arm("joint-image-video", [Stage("video", 1.0, {"image_every": 2})]),
         Arm("keyframes", [Stage("keys", 1 / 3, {"frames": keys}),
                           Stage("interp", 2 / 3, {"tasks": {"interpolate": 1.0}})], sampling="keyframes"),
     ]
-    image = Stage("image", 0.5, {"frames": 1, "model_overrides": {"temporal": False}})
+    image = Stage("image", 0.5, {"frames": 1, "model.temporal": False})
     for pool in clip_pools:
         tag = "all" if pool is None else str(pool)
         arms.append(Arm(f"inflated ({tag})", [image, Stage("video", 0.5, {"clip_pool": pool}, init_from="image")]))

@@ -100,8 +100,8 @@ class TextToVideo:
         the motion) and the plan's spread."""
         net = self.denoiser.net
         if getattr(net, "planner", None) is None:
-            raise ValueError("this model has no motion planner (train one with --set "
-                             "'model_overrides={\"motion_cond\": true, \"motion_planner\": true}')")
+            raise ValueError("this model has no motion planner (train one with --set model.motion_cond=true "
+                             "--set model.motion_planner=true)")
         cond = self.encode([prompts] if isinstance(prompts, str) else list(prompts))
         plan = net.plan_motion(cond.text, cond.text_mask).float()  # (B, 3)
         return torch.cat([plan_hint(plan), plan_std(plan)[:, None]], dim=1)
@@ -129,7 +129,7 @@ class TextToVideo:
             if not motion_cond and warp == 0:
                 raise ValueError("this model was not trained with motion hints (motion_cond) or warped noise; drop "
                                  "the motion hint, give --noise-warp 1 to steer by the noise alone, or train one "
-                                 "with --set 'model_overrides={\"motion_cond\": true}' or --set noise_warp=1")
+                                 "with --set model.motion_cond=true or --set noise_warp=1")
             hint = motion_hint(motion, b).to(device)
             if motion_cond:
                 cond.motion = uncond.motion = hint

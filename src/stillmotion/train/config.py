@@ -10,13 +10,14 @@ import dataclasses
 import json
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from stillmotion.atomic import write_atomic
+from stillmotion.fieldtypes import type_name
 from stillmotion.models.registry import UNET_PRESETS
-from stillmotion.models.unet import drop_retired
-from stillmotion.pipelines.sampling import STRATEGIES, SamplingConfig
+from stillmotion.models.unet import UNetConfig, drop_retired
+from stillmotion.pipelines.sampling import SamplingConfig
 from stillmotion.train.tasks import check_task_weights
 
 RENDERS = ("host", "device")           # where a synthetic world's clips are drawn (TrainConfig.render)
@@ -43,8 +44,10 @@ class TrainConfig:
     #                                     (the host's clips exactly), float32 is the fast one (1 level off on
     #                                     ~1e-6 of the values)
     # model and diffusion
-    model: str = "cpu"                  # a U-Net preset from stillmotion.models.registry
-    model_overrides: dict = field(default_factory=dict)
+    model: UNetConfig = field(default_factory=lambda: replace(UNET_PRESETS["cpu"]))  # the U-Net: a preset of
+    #                                     models/registry.py by name (--model cpu-m), any field changed by
+    #                                     --set model.FIELD=VALUE (e.g. model.motion_cond=true); its flags are
+    #                                     checked together by UNetConfig. text_dim follows the text encoder
     init_from: str | None = None        # start from these weights (a checkpoint or run folder) instead of init
     parameterization: str = "v"         # eps | v | x0 | edm | flow
     sigma_data: float = 0.5
@@ -104,23 +107,67 @@ class TrainConfig:
         "a yellow circle moving down"])
     probe_every: int = 0                # log the high-noise direction probe (diffusion/direction_probe.py) of the
     #                                     EMA weights to probe.csv every N steps; 0: off
-    sample_steps: int = 20
-    sample_strategy: str = "joint"      # how the model samples by default (pipelines.text_to_video.STRATEGIES):
-    #                                     saved in config.json; "keyframe" / "first-frame" need the i2v task
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # how the model samples by default
+    #                                     (pipelines/sampling.py): saved whole in config.json, read by `generate`,
+    #                                     `evaluate` and the previews; --set sampling.FIELD=VALUE (e.g.
+    #                                     sampling.steps=10). Strategies "keyframe" / "first-frame" need the i2v
+    #                                     task; its noise_warp is always the run's noise_warp
     tensorboard: bool = False
     out: str = "runs/shapes"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "model": self.model.to_dict(), "sampling": self.sampling.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        d = drop_retired(d, RETIRED_OPTIONS, "TrainConfig")
+        """From `to_dict`'s output (config.json's "train" entry, of this version or an earlier one), or from a
+        dict whose model is a preset name or a UNetConfig and whose sampling a SamplingConfig."""
+        d = upgrade_saved(drop_retired(d, RETIRED_OPTIONS, "TrainConfig"))
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown training option(s) {unknown}; valid options: {sorted(known)}")
+        if "model" in d:
+            d["model"] = _model(d["model"])
+        if "sampling" in d:
+            d["sampling"] = _sampling(d["sampling"])
         return cls(**d)
+
+
+def upgrade_saved(d: dict) -> dict:
+    """A "train" entry saved by an earlier version, in this version's form: there `model` named a preset and
+    `model_overrides` changed its fields (here `model` is the U-Net's config itself), and `sample_steps` /
+    `sample_strategy` were `sampling.steps` / `sampling.strategy`. Anything else is returned as it is."""
+    d = dict(d)
+    changes = d.pop("model_overrides", None) or {}
+    if isinstance(d.get("model"), str) or changes:
+        d["model"] = {**_model(d.get("model", "cpu")).to_dict(), **changes}
+    old = {k: d.pop(f"sample_{k}") for k in ("steps", "strategy") if f"sample_{k}" in d}
+    if old:
+        d["sampling"] = {**_sampling(d.get("sampling", {})).to_dict(), **old}
+    return d
+
+
+def _model(value) -> UNetConfig:
+    """The U-Net config of an option's value: a preset name, a UNetConfig, or its dict (config.json)."""
+    if isinstance(value, UNetConfig):
+        return replace(value)  # a copy: presets are shared
+    if isinstance(value, str):
+        if value not in UNET_PRESETS:
+            raise ValueError(f"option 'model': unknown U-Net preset '{value}'; presets are {', '.join(UNET_PRESETS)}")
+        return replace(UNET_PRESETS[value])
+    if isinstance(value, dict):
+        return UNetConfig.from_dict(value)
+    raise ValueError(f"option 'model': expected a preset name or the U-Net's config, got {value!r}")
+
+
+def _sampling(value) -> SamplingConfig:
+    """The sampling config of an option's value: a SamplingConfig or its dict (config.json)."""
+    if isinstance(value, SamplingConfig):
+        return value
+    if isinstance(value, dict):
+        return SamplingConfig.from_dict(value, noise_warp=value.get("noise_warp", 0.0))
+    raise ValueError(f"option 'sampling': expected the sampling config, got {value!r}")
 
 
 # text-to-video, image-to-video, prediction and in-betweens in one network (train/tasks.py)
@@ -129,9 +176,9 @@ MULTITASK = {"t2v": 0.2, "i2v": 0.5, "predict": 0.15, "interpolate": 0.15}
 TRAIN_PRESETS: dict[str, dict] = {
     # a few seconds: for tests and smoke runs
     "shapes-tiny": dict(model="tiny", frames=4, size=16, batch_size=4, steps=3, warmup_steps=1, log_every=1,
-                        sample_steps=2, sample_prompts=["a red circle moving left"]),
+                        sampling=SamplingConfig(steps=2), sample_prompts=["a red circle moving left"]),
     "digits-tiny": dict(world="digits", model="tiny", frames=4, size=16, batch_size=4, steps=3, warmup_steps=1,
-                        log_every=1, sample_steps=2, sample_prompts=["the digit 3 moving right"]),
+                        log_every=1, sampling=SamplingConfig(steps=2), sample_prompts=["the digit 3 moving right"]),
     # the CPU model: 2 cores, ~15 minutes
     # data_mean: the clips are ~92% black (mean -0.9); denoising x - mean removed a ~400-step plateau. Noise
     # levels log-normal(1.5, 2.2): motion direction is decided above sigma ~20 (below it the noisy clip itself
@@ -141,10 +188,10 @@ TRAIN_PRESETS: dict[str, dict] = {
     # the CPU model from scratch in an hour (docs/motion.md): an image model first (10 min of single frames),
     # inflated; then videos with the four frame tasks, whose known frames make the prompt's direction decide the
     # loss at every noise level (train/tasks.py). Independent noise, plain sampling.
-    "shapes-quick": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=60, p_two=0.2, data_mean=-0.9,
-                         p_mean=1.5, p_std=2.2, image_minutes=10, image_batch_size=32, image_every=4,
-                         probe_every=100, tasks=MULTITASK, model_overrides={"moving_rope": True},
-                         sample_strategy="keyframe"),
+    "shapes-quick": dict(model=replace(UNET_PRESETS["cpu"], moving_rope=True), frames=16, size=32, batch_size=16,
+                         minutes=60, p_two=0.2, data_mean=-0.9, p_mean=1.5, p_std=2.2, image_minutes=10,
+                         image_batch_size=32, image_every=4, probe_every=100, tasks=MULTITASK,
+                         sampling=SamplingConfig(strategy="keyframe")),
     "digits-s": dict(world="digits", model="cpu", frames=16, size=32, batch_size=16, minutes=15, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2,
                      sample_prompts=["the digit 3 moving right", "the digit 7 moving up"]),
@@ -162,7 +209,11 @@ def _coerce(value: str, typ, name: str):
     if origin in (typing.Union, types.UnionType):
         if value.lower() in ("none", "null"):
             return None
-        return _coerce(value, args[0], name)
+        for arg in args:  # the first reading that fits: int | tuple[int, ...] takes "2" and "[1, 2]"
+            try:
+                return _coerce(value, arg, name)
+            except ValueError:
+                pass
     try:
         if typ is bool:
             if value.lower() in ("1", "true", "yes", "on"):
@@ -172,40 +223,92 @@ def _coerce(value: str, typ, name: str):
             raise ValueError
         if typ in (int, float, str):
             return typ(value)
-        if typ in (dict, list) or origin in (dict, list):
+        if typ in (dict, list, tuple) or origin in (dict, list, tuple):
             out = json.loads(value)
             if not isinstance(out, dict if (typ is dict or origin is dict) else list):
                 raise ValueError
-            return out
+            return tuple(out) if tuple in (typ, origin) else out
     except (ValueError, json.JSONDecodeError):
         pass
-    raise ValueError(f"option '{name}': cannot read {value!r} as {getattr(typ, '__name__', typ)}")
+    raise ValueError(f"option '{name}': cannot read {value!r} as {type_name(typ)}")
 
 
 def model_sampling(cfg: TrainConfig) -> SamplingConfig:
     """How this run's checkpoints sample by default (their config.json "sampling", `generate`'s defaults, and the
-    training previews): the run's strategy and the noise warp it trained with; the rest SamplingConfig's defaults."""
-    return SamplingConfig(strategy=cfg.sample_strategy, noise_warp=cfg.noise_warp)
+    training previews): the run's sampling config, with the noise warp it trains with."""
+    return replace(cfg.sampling, noise_warp=float(cfg.noise_warp))
+
+
+SECTIONS = {"model": UNetConfig, "sampling": SamplingConfig}  # options set field by field: --set model.coords=true
 
 
 def make_config(preset: str | None = None, overrides: dict | None = None) -> TrainConfig:
-    """A preset plus overrides (values may be strings from the CLI: they are parsed and type-checked)."""
+    """A preset plus overrides (values may be strings from the CLI: they are parsed and type-checked).
+
+    `model` and `sampling` are typed configs: a preset name (or a whole config) replaces them, and "model.FIELD" /
+    "sampling.FIELD" change one field of them, after any whole replacement."""
     base: dict = {}
     if preset is not None:
         if preset not in TRAIN_PRESETS:
             raise ValueError(f"unknown preset '{preset}'; choose one of: {', '.join(TRAIN_PRESETS)}")
         base.update(TRAIN_PRESETS[preset])
     hints = typing.get_type_hints(TrainConfig)
+    fields_of: dict[str, dict] = {name: {} for name in SECTIONS}
     for k, v in (overrides or {}).items():
-        if k in RETIRED_OPTIONS:
-            raise ValueError(f"training option '{k}' no longer exists: trajectory and colour anchoring were removed "
-                             "(the network makes the motion itself; docs/motion.md)")
-        if k not in hints:
-            raise ValueError(f"unknown training option '{k}'; valid options: {', '.join(sorted(hints))}")
-        base[k] = _coerce(v, hints[k], k) if isinstance(v, str) and hints[k] is not str else v
+        _refuse_old_option(k, v)
+        section, dot, name = k.partition(".")
+        if dot and section in SECTIONS:
+            fields_of[section][name] = v
+        elif k not in hints:
+            raise ValueError(f"unknown training option '{k}'; valid options: {', '.join(sorted(hints))}, and "
+                             "model.FIELD / sampling.FIELD for one field of the U-Net / sampling config")
+        elif isinstance(v, str) and hints[k] is not str and not (k == "model" and not v.lstrip().startswith("{")):
+            base[k] = _coerce(v, dict if k in SECTIONS else hints[k], k)  # a preset name stays a name
+        else:
+            base[k] = v
     cfg = TrainConfig.from_dict(base)
+    cfg = replace(cfg, model=_changed(cfg.model, fields_of["model"], "model"),
+                  sampling=_changed(cfg.sampling, fields_of["sampling"], "sampling"))
     validate(cfg)
     return cfg
+
+
+def _changed(config, changes: dict, section: str):
+    """`config` (a UNetConfig or SamplingConfig) with the fields in `changes` (CLI strings are parsed), checked by
+    the config itself."""
+    if not changes:
+        return config
+    hints = typing.get_type_hints(type(config))
+    parsed = {}
+    for name, value in changes.items():
+        if name not in hints:
+            raise ValueError(f"unknown option '{section}.{name}'; {section} fields are {', '.join(hints)}")
+        if section == "sampling" and name == "noise_warp":
+            raise ValueError("option 'sampling.noise_warp': a model samples with the noise warp it trains with; set "
+                             "noise_warp instead (or pass --noise-warp to generate)")
+        typ = hints[name]
+        parsed[name] = _coerce(value, typ, f"{section}.{name}") if isinstance(value, str) and typ is not str else value
+    try:
+        return replace(config, **parsed)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"option '{section}': {e}") from None
+
+
+def _refuse_old_option(key: str, value) -> None:
+    """A one-line error for an option an earlier version had, saying what replaced it."""
+    if key in RETIRED_OPTIONS:
+        raise ValueError(f"training option '{key}' no longer exists: trajectory and colour anchoring were removed "
+                         "(the network makes the motion itself; docs/motion.md)")
+    if key == "model_overrides":
+        try:
+            changes = json.loads(value) if isinstance(value, str) else dict(value)
+            spelled = " ".join(f"--set model.{k}={json.dumps(v)}" for k, v in changes.items())
+        except (ValueError, TypeError):
+            spelled = "--set model.FIELD=VALUE"
+        raise ValueError(f"training option 'model_overrides' was replaced by the typed model config: {spelled}")
+    if key in ("sample_steps", "sample_strategy"):
+        raise ValueError(f"training option '{key}' is now sampling.{key.removeprefix('sample_')}: "
+                         f"--set sampling.{key.removeprefix('sample_')}={value}")
 
 
 def validate(cfg: TrainConfig) -> None:
@@ -309,18 +412,17 @@ def _motion_problems(cfg: TrainConfig) -> list[str]:
 def _task_problems(cfg: TrainConfig) -> list[str]:
     """Frame tasks, and the sampling strategy that needs one of them."""
     problems = check_task_weights(cfg.tasks)
-    if cfg.sample_strategy not in STRATEGIES:
-        problems.append(f"sample_strategy must be one of {STRATEGIES} (got '{cfg.sample_strategy}')")
-    elif cfg.sample_strategy != "joint" and not float(cfg.tasks.get("i2v", 0)) > 0:
-        problems.append(f"sample_strategy '{cfg.sample_strategy}' samples from a first frame, which the model only "
-                        "learns with the i2v task: give it a weight, e.g. --set 'tasks={\"t2v\": 0.5, \"i2v\": 0.5}'")
+    if cfg.sampling.strategy != "joint" and not float(cfg.tasks.get("i2v", 0)) > 0:
+        problems.append(f"sampling.strategy '{cfg.sampling.strategy}' samples from a first frame, which the model "
+                        "only learns with the i2v task: give it a weight, e.g. "
+                        "--set 'tasks={\"t2v\": 0.5, \"i2v\": 0.5}'")
     return problems
 
 
 def render_problems(cfg: TrainConfig, flows: bool | None = None) -> list[str]:
     """Where the clips are drawn: render="device" needs a synthetic world, and a recipe without optical flows.
     `flows`: whether the run's examples need flows (train/batches.py `needs_flows`); None: read from the config
-    (flow_consistency, noise_warp, and the model's motion_cond from its preset and model_overrides)."""
+    (flow_consistency, noise_warp, and the model's motion_cond)."""
     if cfg.render not in RENDERS or cfg.render_dtype not in RENDER_DTYPES:
         return [f"render must be one of {RENDERS} and render_dtype one of {RENDER_DTYPES} (got '{cfg.render}', "
                 f"'{cfg.render_dtype}')"]
@@ -330,9 +432,8 @@ def render_problems(cfg: TrainConfig, flows: bool | None = None) -> list[str]:
     if cfg.data is not None:
         problems.append("render 'device' draws the synthetic worlds, and data is a folder of videos decoded on the "
                         "host: drop --set render=device, or --data to train on a world")
-    motion_cond = cfg.model_overrides.get("motion_cond", getattr(UNET_PRESETS.get(cfg.model), "motion_cond", False))
     needing = [name for name, on in (("flow_consistency", cfg.flow_consistency > 0), ("noise_warp", cfg.noise_warp > 0),
-                                     ("model_overrides.motion_cond", bool(motion_cond))) if on]
+                                     ("model.motion_cond", cfg.model.motion_cond)) if on]
     if flows is not None:
         needing = needing or (["motion hints"] if flows else [])
     if needing and cfg.frames > 1:

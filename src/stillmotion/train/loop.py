@@ -128,8 +128,8 @@ def stages(cfg: TrainConfig) -> list[TrainConfig]:
         p_mean=cfg.p_mean if cfg.image_p_mean is None else cfg.image_p_mean,
         p_std=cfg.p_std if cfg.image_p_std is None else cfg.image_p_std,
         minutes=cfg.image_minutes, image_minutes=0.0, image_every=0, noise_warp=0.0, flow_consistency=0.0,
-        planner_fit_clips=0, tasks={"t2v": 1.0}, sample_strategy="joint",
-        model_overrides={**cfg.model_overrides, "temporal": False, "motion_cond": False, "motion_planner": False})
+        planner_fit_clips=0, tasks={"t2v": 1.0}, sampling=dataclasses.replace(cfg.sampling, strategy="joint"),
+        model=dataclasses.replace(cfg.model, temporal=False, motion_cond=False, motion_planner=False))
     video = dataclasses.replace(cfg, image_minutes=0.0, init_from=str(out / "image"),
                                 minutes=cfg.minutes - cfg.image_minutes)
     return [image, video]
@@ -175,7 +175,7 @@ def _train(cfg: TrainConfig, *, resume: bool, command: str | None = None) -> Pat
     source = make_source(cfg)
     cfg = _with_preview_prompts(cfg, source)  # a copy: the caller's config stays as it was
     text = _text_encoder(cfg, source, device)
-    net = build_unet(cfg.model, **cfg.model_overrides, text_dim=text.dim).to(device)
+    net = build_unet(cfg.model, text_dim=text.dim).to(device)
     origin = {"commands": [command] if command else [], "init_from": None, "planner_fit": None}  # provenance
     if not resume:
         origin["init_from"] = _init_from(net, cfg) if cfg.init_from else None
@@ -274,12 +274,12 @@ def _init_from(net, cfg: TrainConfig) -> dict:
 
 def _load_fitting(net, weights: dict, cfg: TrainConfig) -> list[str]:
     """Load `weights` into `net`, where only temporal tensors may be missing; return those (they stay at zero)."""
-    fits_not = f"init_from '{cfg.init_from}': its weights do not fit model '{cfg.model}'"
+    fits_not = f"init_from '{cfg.init_from}': its weights do not fit this run's model"
     try:
         result = net.load_state_dict(weights, strict=False)
     except RuntimeError as e:
         raise ValueError(f"{fits_not} ({(str(e).splitlines()[1:] or [str(e)])[0].strip()}); use the same model "
-                         "preset and overrides") from None
+                         "config (--model and --set model.FIELD=...) as the run it comes from") from None
     new = [k for k in result.missing_keys if any(p in k for p in TEMPORAL_KEYS)]
     if result.unexpected_keys or len(new) != len(result.missing_keys):
         raise ValueError(f"{fits_not} (unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
@@ -354,7 +354,7 @@ class Training:
                   micro_batches=MicroBatchClips(cfg, source, micro, world_size, dist.rank(),
                                                 with_flows=needs_flows(cfg, motion_cond)),
                   train_planner=planner and any(p.requires_grad for p in net.planner.parameters()))
-        dist.print0(f"stillmotion {__version__}: training {cfg.model} ({count_params(net) / 1e6:.2f}M params) on "
+        dist.print0(f"stillmotion {__version__}: training a U-Net ({count_params(net) / 1e6:.2f}M params) on "
                     f"{cfg.data or cfg.world} {cfg.frames}x{cfg.size}x{cfg.size}, batch {cfg.batch_size} "
                     f"({world_size} process(es) x {cfg.grad_accum} accum x {micro}), device {device}")
         return run

@@ -97,7 +97,7 @@ def preview(cfg: TrainConfig, net, text: TextEncoder, stem: Path) -> None:
     denoiser = Denoiser(net, cfg.parameterization, cfg.sigma_data, cfg.data_mean)
     pipe = TextToVideo(denoiser, text, frames=cfg.frames, size=cfg.size,
                        info={"sampling": model_sampling(cfg).to_dict()})  # as `generate` samples the checkpoint
-    videos = pipe(cfg.sample_prompts, sampling=pipe.sampling.merged(steps=cfg.sample_steps), seed=0, progress=False)
+    videos = pipe(cfg.sample_prompts, seed=0, progress=False)
     stem.parent.mkdir(parents=True, exist_ok=True)
     frames = [v for v in videos.cpu()]
     write_video(stem.with_suffix(".gif"), video_grid(frames, ncols=min(4, len(frames))), fps=8, scale=3)
