@@ -251,6 +251,23 @@ def test_init_from_with_planner_fit_replaces_the_planners(tmp_path):
     assert max((a[k] - b[k]).abs().max().item() for k in a if "planner" not in k) < 1e-6
 
 
+def test_steps_0_refits_the_planner_and_changes_nothing_else(tmp_path):
+    """--steps 0 with planner_fit_clips: a trained model gets a freshly fitted planner; every other weight is
+    bit-identical to the model it starts from, and the checkpoint says so (step 0, finished)."""
+    motion = {"model.motion_cond": True, "model.motion_planner": True}
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1, **motion}))
+    path = train(make_config("shapes-tiny", {"out": str(tmp_path / "b"), "steps": "0", **motion,
+                                             "init_from": str(tmp_path / "a"), "planner_fit_clips": 12,
+                                             "planner_fit_steps": 3}))
+    a, b = checkpoint.load_weights(tmp_path / "a"), checkpoint.load_weights(path)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if not k.startswith("planner."))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("planner."))
+    record = checkpoint.load_config(path)["record"]
+    assert record["step"] == 0 and record["finished"] and record["planner_fit"]["clips"] == 12
+    with pytest.raises(ValueError, match="or 0 to only fit a planner"):
+        make_config("shapes-tiny", {"steps": "0"})
+
+
 def test_a_run_stopped_after_its_planner_fit_resumes_without_fitting_again(tmp_path, capsys):
     """The planner fit is checkpointed before the loop: a run whose budget the fit spends stops at step 0, and
     resumed it trains exactly as the run that went straight on, without fitting a second time."""

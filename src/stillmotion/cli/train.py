@@ -7,7 +7,7 @@ import json
 import shlex
 from pathlib import Path
 
-from stillmotion.cli.common import positive_int
+from stillmotion.cli.common import nonnegative_int, positive_int
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -64,7 +64,8 @@ def _add_train(subparsers) -> None:
     p.add_argument("--world", help="synthetic world: shapes or digits")
     p.add_argument("--data", help="a folder of videos with captions (instead of a world)")
     p.add_argument("--out", help="run folder (checkpoint, log.csv, samples/)")
-    p.add_argument("--steps", type=positive_int, help="stop after N optimizer steps")
+    p.add_argument("--steps", type=nonnegative_int,
+                   help="stop after N optimizer steps (0 with --set planner_fit_clips=N: only refit the planner)")
     p.add_argument("--minutes", type=float, help="stop after M minutes of training")
     p.add_argument("--batch-size", type=positive_int, help="global batch size")
     p.add_argument("--lr", type=float, help="peak learning rate")

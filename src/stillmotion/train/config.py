@@ -93,7 +93,8 @@ class TrainConfig:
     #                                     in a short run the warmup, not ema_decay, sets the averaging length
     bf16: bool = False
     # budget and bookkeeping
-    steps: int | None = None            # stop after this many optimizer steps ...
+    steps: int | None = None            # stop after this many optimizer steps (0 with planner_fit_clips: only
+    #                                     fit a fresh planner on a model from init_from, nothing else changes) ...
     minutes: float | None = None        # ... or after this much wall-clock, whichever comes first
     seed: int = 0
     threads: int | None = None          # torch CPU threads (None: torch's default; with workers, the cores left)
@@ -339,8 +340,8 @@ def _shape_problems(cfg: TrainConfig) -> list[str]:
 def _budget_problems(cfg: TrainConfig) -> list[str]:
     """Budget and bookkeeping."""
     problems = []
-    if cfg.steps is not None and cfg.steps < 1:
-        problems.append(f"steps must be >= 1 (got {cfg.steps})")
+    if cfg.steps is not None and cfg.steps < (0 if cfg.planner_fit_clips > 0 else 1):
+        problems.append(f"steps must be >= 1, or 0 to only fit a planner (planner_fit_clips) (got {cfg.steps})")
     if cfg.minutes is not None and cfg.minutes <= 0:
         problems.append(f"minutes must be > 0 (got {cfg.minutes})")
     if cfg.steps is None and cfg.minutes is None:
