@@ -136,6 +136,7 @@ def test_two_processes_match_one(tmp_path, overrides):
     ({"sampling.noise_warp": "1"}, "set noise_warp instead"),
     ({"model_overrides": '{"coords": false}'}, "--set model.coords=false"),
     ({"sample_steps": "10"}, "--set sampling.steps=10"),
+    ({"image_frames": "middle"}, "image_frames must be one of"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -156,6 +157,21 @@ def test_image_steps_train_only_the_spatial_layers(tmp_path):
     assert any((wi[k] != wv[k]).any() for k in spatial)
     assert [is_image_step(make_config("shapes-tiny", {"image_every": 3}), s) for s in range(6)] == \
         [False, False, True, False, False, True]
+
+
+def test_image_steps_on_first_frames_are_each_clips_frame_0():
+    """image_frames="first": an image step trains on each clip's frame 0 with its caption, noise and noise level
+    (what a keyframe sampler draws at F = 1); "all" on every frame of every clip."""
+    from stillmotion.models.text import TextEncoder
+    from stillmotion.train.batches import as_images, make_batch, make_source
+
+    cfg = make_config("shapes-tiny")
+    batch = make_batch(cfg, make_source(cfg), TextEncoder("minilm"), [0, 1, 2], torch.device("cpu"))
+    first, every = as_images(batch, "first"), as_images(batch, "all")
+    assert first.x0.shape == (3, 3, 1, 16, 16) and every.x0.shape == (3 * cfg.frames, 3, 1, 16, 16)
+    assert torch.equal(first.x0[:, :, 0], batch.x0[:, :, 0]) and torch.equal(first.noise[:, :, 0], batch.noise[:, :, 0])
+    assert torch.equal(first.sigma, batch.sigma) and first.captions == batch.captions
+    assert torch.equal(first.cond.text, batch.cond.text) and torch.equal(every.x0[::cfg.frames], first.x0)
 
 
 def test_world_options_reach_the_world():

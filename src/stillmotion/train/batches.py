@@ -14,7 +14,7 @@ bit for bit), and the loop does not know which.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -168,12 +168,18 @@ def make_batch(cfg: TrainConfig, source, text: TextEncoder, indices: list[int], 
                  captions=captions, tasks=tasks, flow=flow, seen=seen, motion=measured if motion_cond else None)
 
 
-def as_images(batch: Batch) -> Batch:
-    """The same examples as B*F single-frame images (F = 1): joint image-video training (Ho et al. 2022, VDM).
+def as_images(batch: Batch, frames: str = "all") -> Batch:
+    """The same examples as single-frame images (F = 1): joint image-video training (Ho et al. 2022, VDM).
 
     Each frame keeps its clip's caption, noise and noise level; the network skips its temporal layers at F = 1,
     so an image step trains only the spatial (image) part. Frame tasks do not apply to images (all t2v).
+
+    frames: "all" gives B*F images, every frame of every clip (a caption then describes any frame of its clip);
+        "first" gives B images, each clip's frame 0: the image a keyframe sampler draws at F = 1 (strategy
+        "keyframe"), where a clip "moving left" starts right of centre.
     """
+    if frames == "first":
+        batch = replace(batch, x0=batch.x0[:, :, :1], noise=batch.noise[:, :, :1])
     b, c, f, h, w = batch.x0.shape
     flat = lambda t: t.transpose(1, 2).reshape(b * f, c, 1, h, w)  # (B, C, F, H, W) -> (B*F, C, 1, H, W)
     text = batch.cond.text.repeat_interleave(f, 0) if batch.cond.text is not None else None

@@ -22,6 +22,7 @@ from stillmotion.train.tasks import check_task_weights
 
 RENDERS = ("host", "device")           # where a synthetic world's clips are drawn (TrainConfig.render)
 RENDER_DTYPES = ("float32", "float64")  # render="device": the per-pixel arithmetic (data/render_torch.py)
+IMAGE_FRAMES = ("all", "first")         # which frames of its clips an image step trains on (train/batches.py)
 # options of earlier versions, and the value that made them do nothing (a config that has them at that value loads)
 RETIRED_OPTIONS = {"sample_trajectory_sigma": 0.0, "sample_colour_sigma": 0.0}
 
@@ -61,6 +62,8 @@ class TrainConfig:
     #                                     measure what less video data does; None: a fresh clip every example
     image_every: int = 0                # joint image-video training: every N-th step trains on the batch's frames
     #                                     as single images (F = 1, spatial layers only); 0: videos only
+    image_frames: str = "all"           # what an image step trains on: "all" frames of its clips, or each clip's
+    #                                     "first" frame (what the "keyframe" sampling strategy draws at F = 1)
     image_minutes: float = 0.0          # first train an image model (F = 1, no temporal layers) this long, in
     #                                     <out>/image, then inflate it and train on videos for the rest of the
     #                                     budget (Make-A-Video): colour and shape come from cheap image steps
@@ -376,6 +379,8 @@ def _image_problems(cfg: TrainConfig) -> list[str]:
     problems = []
     if cfg.image_every < 0:
         problems.append(f"image_every must be >= 0 (got {cfg.image_every})")
+    if cfg.image_frames not in IMAGE_FRAMES:
+        problems.append(f"image_frames must be one of {IMAGE_FRAMES} (got '{cfg.image_frames}')")
     if cfg.image_minutes < 0:
         problems.append(f"image_minutes must be >= 0 (got {cfg.image_minutes})")
     elif cfg.image_minutes > 0:

@@ -440,7 +440,7 @@ def _accumulate(run: Training, step: int, clips) -> torch.Tensor:
         batch = make_batch(cfg, run.source, run.text, run.micro_batches.indices(step * cfg.grad_accum + a),
                            run.device, decoded, flows, motion_cond=run.motion_cond)
         if is_image_step(cfg, step):
-            batch = as_images(batch)
+            batch = as_images(batch, cfg.image_frames)
         # DDP averages the gradients across processes once, in the backward of the last micro-batch
         sync = run.train_net.no_sync() if ddp and a < cfg.grad_accum - 1 else contextlib.nullcontext()
         with sync, autocast:
