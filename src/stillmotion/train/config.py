@@ -170,7 +170,7 @@ def _sampling(value) -> SamplingConfig:
     if isinstance(value, SamplingConfig):
         return value
     if isinstance(value, dict):
-        return SamplingConfig.from_dict(value, noise_warp=value.get("noise_warp", 0.0))
+        return SamplingConfig.from_dict(value)
     raise ValueError(f"option 'sampling': expected the sampling config, got {value!r}")
 
 
@@ -243,7 +243,7 @@ def model_sampling(cfg: TrainConfig) -> SamplingConfig:
     return replace(cfg.sampling, noise_warp=float(cfg.noise_warp))
 
 
-SECTIONS = {"model": UNetConfig, "sampling": SamplingConfig}  # options set field by field: --set model.coords=true
+SECTIONS = ("model", "sampling")  # typed configs set field by field too: --set model.coords=true
 
 
 def make_config(preset: str | None = None, overrides: dict | None = None) -> TrainConfig:
