@@ -294,8 +294,9 @@ def _changed(config, changes: dict, section: str):
         parsed[name] = _coerce(value, typ, f"{section}.{name}") if isinstance(value, str) and typ is not str else value
     try:
         return replace(config, **parsed)
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"option '{section}': {e}") from None
+    except (TypeError, ValueError) as e:  # SamplingConfig's own message starts "sampling: " already
+        message = str(e).removeprefix(f"{section}: ")
+        raise ValueError(f"option '{section}': {message}") from None
 
 
 def _refuse_old_option(key: str, value) -> None:
