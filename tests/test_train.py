@@ -137,10 +137,35 @@ def test_two_processes_match_one(tmp_path, overrides):
     ({"model_overrides": '{"coords": false}'}, "--set model.coords=false"),
     ({"sample_steps": "10"}, "--set sampling.steps=10"),
     ({"image_frames": "middle"}, "image_frames must be one of"),
+    ({"cooldown": "1.5"}, "cooldown must be in \\[0, 1\\]"),
+    ({"cooldown": "0.4", "steps": "none"}, "cooldown needs a budget"),
+    ({"cooldown_to": "-0.1"}, "cooldown_to must be in"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):
     with pytest.raises(ValueError, match=message):
         make_config("shapes-tiny", overrides)
+
+
+def test_cooldown_decays_the_learning_rate_over_the_end_of_the_budget():
+    from stillmotion.train.loop import budget_spent, lr_at
+
+    cfg = make_config("shapes-tiny", {"lr": "1e-3", "warmup_steps": "10", "steps": "100", "minutes": "10",
+                                      "cooldown": "0.4", "cooldown_to": "0.05"})
+    assert lr_at(cfg, 4, 0.0) == pytest.approx(5e-4)                     # warmup
+    assert lr_at(cfg, 50, budget_spent(cfg, 50, 0.0)) == pytest.approx(1e-3)   # stable until 60% of the budget
+    assert lr_at(cfg, 80, budget_spent(cfg, 80, 0.0)) == pytest.approx(1e-3 * (1 - 0.5 * 0.95))
+    assert budget_spent(cfg, 10, 540.0) == pytest.approx(0.9)           # whichever budget ends the run first
+    assert lr_at(cfg, 99, 1.0) == pytest.approx(5e-5)
+    constant = dataclasses.replace(cfg, cooldown=0.0)
+    assert lr_at(constant, 99, 1.0) == pytest.approx(1e-3)
+
+
+def test_the_loop_steps_at_the_scheduled_learning_rate(tmp_path):
+    cfg = make_config("shapes-tiny", {"out": str(tmp_path / "run"), "steps": "4", "lr": "1e-3", "cooldown": "0.5",
+                                      "cooldown_to": "0.1"})
+    train(cfg)
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()[1:]
+    assert [float(r.split(",")[2]) for r in rows] == pytest.approx([1e-3, 1e-3, 1e-3, 5.5e-4])
 
 
 def test_image_steps_train_only_the_spatial_layers(tmp_path):

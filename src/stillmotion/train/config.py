@@ -89,6 +89,10 @@ class TrainConfig:
     grad_accum: int = 1
     lr: float = 1e-3
     warmup_steps: int = 50
+    cooldown: float = 0.0               # the last this fraction of the budget (steps, or minutes when those end it
+    #                                     first) decays the learning rate linearly to lr x cooldown_to (a
+    #                                     warmup-stable-decay schedule); 0: constant after warmup
+    cooldown_to: float = 0.05
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.995
@@ -191,11 +195,15 @@ TRAIN_PRESETS: dict[str, dict] = {
                      p_mean=1.5, p_std=2.2),
     # the CPU model from scratch in an hour (docs/motion.md): an image model first (10 min of single frames),
     # inflated; then videos with the four frame tasks, whose known frames make the prompt's direction decide the
-    # loss at every noise level (train/tasks.py). Independent noise, plain sampling.
-    "shapes-quick": dict(model=replace(UNET_PRESETS["cpu"], moving_rope=True), frames=16, size=32, batch_size=16,
-                         minutes=60, p_two=0.2, data_mean=-0.9, p_mean=1.5, p_std=2.2, image_minutes=10,
-                         image_batch_size=32, image_every=4, probe_every=100, tasks=MULTITASK,
-                         sampling=SamplingConfig(strategy="keyframe")),
+    # loss at every noise level (train/tasks.py). Heads that follow the motion planner's track at the 8x8 level
+    # (experiment 4), the planner fitted alone on 24000 clips (experiment 8), the learning rate cooled down over
+    # the last 40% (experiment 5), frame 0 from a joint pass (experiment 10). Independent noise, plain sampling.
+    "shapes-quick": dict(model=replace(UNET_PRESETS["cpu"], moving_rope=True, spacetime_attn_levels=(1, 2, 3),
+                                       motion_cond=True, motion_planner=True, planner_heads=4),
+                         frames=16, size=32, batch_size=16, minutes=60, p_two=0.2, data_mean=-0.9, p_mean=1.5,
+                         p_std=2.2, image_minutes=10, image_batch_size=32, image_every=4, probe_every=100,
+                         tasks=MULTITASK, planner_fit_clips=24000, motion_dropout=0.2, cooldown=0.4,
+                         sampling=SamplingConfig(strategy="first-frame")),
     "digits-s": dict(world="digits", model="cpu", frames=16, size=32, batch_size=16, minutes=15, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2,
                      sample_prompts=["the digit 3 moving right", "the digit 7 moving up"]),
@@ -372,6 +380,12 @@ def _optimisation_problems(cfg: TrainConfig) -> list[str]:
         problems.append(f"ema_warmup must be > 1 (got {cfg.ema_warmup}); 10 is the usual warmup")
     if cfg.lr <= 0:
         problems.append(f"lr must be > 0 (got {cfg.lr})")
+    if not 0 <= cfg.cooldown <= 1:
+        problems.append(f"cooldown must be in [0, 1], a fraction of the budget (got {cfg.cooldown}); 0.4 is usual")
+    if cfg.cooldown and (cfg.steps is None and not cfg.minutes):
+        problems.append("cooldown needs a budget to end on: give steps or minutes")
+    if not 0 <= cfg.cooldown_to <= 1:
+        problems.append(f"cooldown_to must be in [0, 1], a fraction of lr (got {cfg.cooldown_to})")
     return problems
 
 

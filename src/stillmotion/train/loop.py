@@ -70,9 +70,23 @@ def fit_text_whitening(net, text: TextEncoder, source, cfg: TrainConfig, n: int 
     dist.print0(f"text whitening fitted on {len(captions)} training captions")
 
 
-def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warmup, then constant (the EMA does the averaging a decay would do)."""
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+def budget_spent(cfg: TrainConfig, step: int, elapsed: float) -> float:
+    """How much of the run's budget is used, 0..1: the larger of steps / `steps` and seconds / `minutes` (either
+    ends the run); 0 when it has neither."""
+    by_steps = step / cfg.steps if cfg.steps else 0.0
+    by_time = elapsed / (cfg.minutes * 60) if cfg.minutes else 0.0
+    return min(1.0, max(by_steps, by_time))
+
+
+def lr_at(cfg: TrainConfig, step: int, spent: float = 0.0) -> float:
+    """Linear warmup, constant, then (with `cooldown`) a linear decay to lr x cooldown_to over the last
+    `cooldown` of the budget (`spent`: `budget_spent`). Experiment 5 of docs/motion.md: the same weights sampled
+    far better after minutes at a fifth and a twentieth of the learning rate."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.cooldown <= 0:
+        return cfg.lr * warm
+    into = min(1.0, max(0.0, (spent - (1.0 - cfg.cooldown)) / cfg.cooldown))  # 0 before the cooldown, 1 at the end
+    return cfg.lr * warm * (1.0 - into * (1.0 - cfg.cooldown_to))
 
 
 def main_threads(workers: int) -> int | None:
@@ -399,8 +413,9 @@ def _loop(run: Training, progress: Progress, save: Checkpointer, log: Log) -> No
     budget_s, last_ckpt = cfg.minutes * 60 if cfg.minutes else math.inf, time.time()
     while (cfg.steps is None or progress.step < cfg.steps) and progress.elapsed < budget_s:
         t0 = time.time()
+        lr = lr_at(cfg, progress.step, budget_spent(cfg, progress.step, progress.elapsed))
         for group in run.opt.param_groups:
-            group["lr"] = lr_at(cfg, progress.step)
+            group["lr"] = lr
         run.opt.zero_grad(set_to_none=True)
         loss = _accumulate(run, progress.step, clips)
         grad_norm = _update(run, progress.step)
@@ -409,7 +424,7 @@ def _loop(run: Training, progress: Progress, save: Checkpointer, log: Log) -> No
         dt = time.time() - t0
         # every process must agree on the wall clock to stop together
         progress.elapsed = float(dist.broadcast_object(progress.elapsed + dt))
-        log.step(progress.step, progress.history[-1], lr=lr_at(cfg, progress.step - 1), grad_norm=grad_norm,
+        log.step(progress.step, progress.history[-1], lr=lr, grad_norm=grad_norm,
                  seconds=dt, elapsed=progress.elapsed)
         if dist.broadcast_object(time.time() - last_ckpt > cfg.ckpt_minutes * 60):
             save(progress)
