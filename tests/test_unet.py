@@ -53,7 +53,7 @@ def test_tiny_preset_is_tiny_and_flops_counted():
     net = build_unet("tiny")
     assert count_params(net) < 100_000
     assert 0 < count_flops(net, frames=2, size=16) < 1.0
-    with pytest.raises(KeyError, match="presets are"):
+    with pytest.raises(ValueError, match="presets are"):
         build_unet("huge")
 
 

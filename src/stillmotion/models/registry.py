@@ -44,15 +44,16 @@ UNET_PRESETS: dict[str, UNetConfig] = {
 }
 
 
+def unet_preset(name: str) -> UNetConfig:
+    """A copy of the preset `name` (presets are shared); a ValueError that lists them for an unknown name."""
+    if name not in UNET_PRESETS:
+        raise ValueError(f"unknown U-Net preset '{name}'; presets are {', '.join(UNET_PRESETS)}")
+    return replace(UNET_PRESETS[name])
+
+
 def build_unet(name_or_config: str | UNetConfig, **overrides) -> SpaceTimeUNet:
     """Build a `SpaceTimeUNet` from a preset name or a config, with optional field overrides."""
-    if isinstance(name_or_config, str):
-        if name_or_config not in UNET_PRESETS:
-            raise KeyError(f"unknown U-Net preset '{name_or_config}'; presets are {sorted(UNET_PRESETS)} "
-                           f"(or pass a UNetConfig)")
-        cfg = UNET_PRESETS[name_or_config]
-    else:
-        cfg = name_or_config
+    cfg = unet_preset(name_or_config) if isinstance(name_or_config, str) else name_or_config
     try:
         cfg = replace(cfg, **overrides)
     except TypeError as e:

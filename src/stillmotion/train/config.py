@@ -15,7 +15,7 @@ from pathlib import Path
 
 from stillmotion.atomic import write_atomic
 from stillmotion.fieldtypes import type_name
-from stillmotion.models.registry import UNET_PRESETS
+from stillmotion.models.registry import UNET_PRESETS, unet_preset
 from stillmotion.models.unet import UNetConfig, drop_retired
 from stillmotion.pipelines.sampling import SamplingConfig
 from stillmotion.train.tasks import check_task_weights
@@ -161,9 +161,10 @@ def _model(value) -> UNetConfig:
     if isinstance(value, UNetConfig):
         return replace(value)  # a copy: presets are shared
     if isinstance(value, str):
-        if value not in UNET_PRESETS:
-            raise ValueError(f"option 'model': unknown U-Net preset '{value}'; presets are {', '.join(UNET_PRESETS)}")
-        return replace(UNET_PRESETS[value])
+        try:
+            return unet_preset(value)
+        except ValueError as e:
+            raise ValueError(f"option 'model': {e}") from None
     if isinstance(value, dict):
         return UNetConfig.from_dict(value)
     raise ValueError(f"option 'model': expected a preset name or the U-Net's config, got {value!r}")
