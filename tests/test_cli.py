@@ -132,16 +132,18 @@ def test_export_is_loadable_and_close(tiny_run, tmp_path):
     assert r.returncode == 0, r.stderr
     (tmp_path / "notes.md").write_text("Trained for two steps: a test model.")
     r = run("export", str(tiny_run), str(tmp_path / "release"), "--report", str(tmp_path / "eval" / "report.json"),
-            "--notes", str(tmp_path / "notes.md"), "--strategy", "first-frame")
+            "--notes", str(tmp_path / "notes.md"), "--strategy", "first-frame", "--guidance", "6")
     assert r.returncode == 0, r.stderr
-    assert load(tmp_path / "release").sampling.strategy == "first-frame"  # a sampling default saved with the model
+    saved = load(tmp_path / "release").sampling  # sampling defaults saved with the model
+    assert (saved.strategy, saved.guidance, saved.steps) == ("first-frame", 6.0, load(tiny_run).sampling.steps)
     assert not (tmp_path / "release" / "training_state.pt").exists()
     card = (tmp_path / "release" / "MODEL_CARD.md").read_text()
     assert "`stillmotion train --preset shapes-tiny --steps 2" in card  # the exact command, from the record
     assert "| canonical | 4 |" in card and "Trained for two steps" in card
     a, b = load(tiny_run), load(tmp_path / "release")
-    a = a("a red circle moving left", sampling=a.sampling.merged(steps=2), seed=0, progress=False)
-    b = b("a red circle moving left", sampling=b.sampling.merged(steps=2, strategy="joint"), seed=0, progress=False)
+    same = a.sampling.merged(steps=2)
+    a = a("a red circle moving left", sampling=same, seed=0, progress=False)
+    b = b("a red circle moving left", sampling=same, seed=0, progress=False)
     assert (a - b).abs().max() < 2e-2  # float16 storage changes weights by ~1e-3 relative
 
 
