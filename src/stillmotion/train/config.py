@@ -91,7 +91,8 @@ class TrainConfig:
     warmup_steps: int = 50
     cooldown: float = 0.0               # the last this fraction of the budget (steps, or minutes when those end it
     #                                     first) decays the learning rate linearly to lr x cooldown_to (a
-    #                                     warmup-stable-decay schedule); 0: constant after warmup
+    #                                     warmup-stable-decay schedule; a resume with a larger budget stretches
+    #                                     it); 0: constant after warmup
     cooldown_to: float = 0.05
     weight_decay: float = 0.0
     grad_clip: float = 1.0
