@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from stillmotion.cli.common import output_folder
+from stillmotion.cli.common import finite_float, output_folder
 
 # ------------------------------------------------------------------------------------------------ info
 
@@ -58,8 +58,6 @@ def _run_export(args: argparse.Namespace) -> int:
     for path in (args.report, args.notes):
         if path and not os.path.isfile(path):
             raise FileNotFoundError(f"no such file: '{path}'")
-    if args.guidance is not None and not abs(args.guidance) < float("inf"):
-        raise ValueError(f"--guidance must be a finite number (got {args.guidance}); 1 turns guidance off")
     sampling = {k: v for k, v in (("strategy", args.strategy), ("guidance", args.guidance)) if v is not None}
     with output_folder(args.dest):  # a failed export leaves no empty folder behind
         dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16,
@@ -82,7 +80,7 @@ def _add_export(subparsers) -> None:
     p.add_argument("--strategy", default=None, choices=STRATEGIES,
                    help="the model's default sampling strategy (saved in config.json's sampling entry; "
                         "'keyframe' and 'first-frame' need a model trained with the i2v task)")
-    p.add_argument("--guidance", type=float, default=None,
+    p.add_argument("--guidance", type=finite_float, default=None,
                    help="the model's default classifier-free guidance scale (saved in config.json's sampling entry)")
     p.set_defaults(func=_run_export)
 
