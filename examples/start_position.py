@@ -60,17 +60,14 @@ def main():
 
 
 def summary(prompts, xy) -> str:
-    parts = []
+    parts, start = [], {}
     for d, (axis, sign) in AXIS.items():
-        idx = [i for i, (dd, _) in enumerate(prompts) if dd == d]
-        pos = xy[idx, axis]
+        pos = xy[[i for i, (dd, _) in enumerate(prompts) if dd == d], axis]
+        start[d] = pos.mean()
         room = (31 - pos) if sign > 0 else pos
-        parts.append(f"{d}: start {pos.mean():5.1f} room<10 {np.mean(room < 10):.2f}")
-    lr = xy[[i for i, (d, _) in enumerate(prompts) if d == "left"], 0].mean() - \
-        xy[[i for i, (d, _) in enumerate(prompts) if d == "right"], 0].mean()
-    ud = xy[[i for i, (d, _) in enumerate(prompts) if d == "up"], 1].mean() - \
-        xy[[i for i, (d, _) in enumerate(prompts) if d == "down"], 1].mean()
-    return f"x(left)-x(right) {lr:+.1f}  y(up)-y(down) {ud:+.1f} | " + "; ".join(parts)
+        parts.append(f"{d}: start {start[d]:5.1f} room<10 {np.mean(room < 10):.2f}")
+    return (f"x(left)-x(right) {start['left'] - start['right']:+.1f}  y(up)-y(down) {start['up'] - start['down']:+.1f}"
+            " | " + "; ".join(parts))
 
 
 if __name__ == "__main__":

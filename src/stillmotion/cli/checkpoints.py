@@ -61,7 +61,7 @@ def _run_export(args: argparse.Namespace) -> int:
     sampling = {k: v for k, v in (("strategy", args.strategy), ("guidance", args.guidance)) if v is not None}
     with output_folder(args.dest):  # a failed export leaves no empty folder behind
         dest = checkpoint.export(args.run, args.dest, dtype=None if args.float32 else torch.float16,
-                                 sampling=sampling or None)
+                                 sampling=sampling)
         card = write_model_card(dest, args.report, args.notes)
     size = (dest / "model.safetensors").stat().st_size / 1e6
     print(f"wrote {dest} (model.safetensors {size:.1f} MB, config.json, {card.name})")
