@@ -138,7 +138,7 @@ def test_two_processes_match_one(tmp_path, overrides):
     ({"sample_steps": "10"}, "--set sampling.steps=10"),
     ({"image_frames": "middle"}, "image_frames must be one of"),
     ({"cooldown": "1.5"}, "cooldown must be in \\[0, 1\\]"),
-    ({"cooldown": "0.4", "steps": "none"}, "cooldown needs a budget"),
+    ({"cooldown": "0.4", "steps": "none"}, "give a budget"),  # a cooldown ends with the budget every run has
     ({"cooldown_to": "-0.1"}, "cooldown_to must be in"),
 ])
 def test_bad_config_is_rejected_clearly(overrides, message):

@@ -384,8 +384,6 @@ def _optimisation_problems(cfg: TrainConfig) -> list[str]:
         problems.append(f"lr must be > 0 (got {cfg.lr})")
     if not 0 <= cfg.cooldown <= 1:
         problems.append(f"cooldown must be in [0, 1], a fraction of the budget (got {cfg.cooldown}); 0.4 is usual")
-    if cfg.cooldown and (cfg.steps is None and not cfg.minutes):
-        problems.append("cooldown needs a budget to end on: give steps or minutes")
     if not 0 <= cfg.cooldown_to <= 1:
         problems.append(f"cooldown_to must be in [0, 1], a fraction of lr (got {cfg.cooldown_to})")
     return problems
