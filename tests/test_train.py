@@ -123,6 +123,10 @@ def test_two_processes_match_one(tmp_path, overrides):
     ({"image_minutes": 2, "minutes": 2}, "give --minutes larger"),
     ({"image_minutes": 1, "minutes": 2, "init_from": "runs/x"}, "drop one of the two"),
     ({"image_minutes": 1, "minutes": 2, "frames": 1}, "frames must be >= 2"),
+    ({"short_frames": 4, "short_minutes": 1, "minutes": 5}, "short_frames must be from 2 to frames - 1"),
+    ({"short_minutes": 1, "minutes": 5}, "short_frames must be from 2"),
+    ({"short_frames": 2, "minutes": 5}, "needs short_minutes > 0"),
+    ({"short_frames": 2, "short_minutes": 1, "image_minutes": 1, "minutes": 2}, "give --minutes larger than"),
     ({"probe_every": "-1"}, "probe_every must be >= 0"),
     ({"sample_trajectory_sigma": 1.0}, "no longer exists"),
     ({"image_p_std": "0"}, "image_p_std must be > 0"),
@@ -334,6 +338,33 @@ def test_segment_budgets_are_cumulative_and_increasing():
     assert segment_budgets({"minutes": 10.0}, 2, share=0.5) == [{"minutes": 2.5}, {"minutes": 5.0}]
     with pytest.raises(ValueError, match="points must be >= 1"):
         segment_budgets({"steps": 3}, 0)
+
+
+def test_short_clip_stage_then_full_length(tmp_path):
+    """short_frames: image stage, then short clips (<out>/short, where the planner is fitted, at the peak learning
+    rate), then full-length clips from those weights, whose planner stays as fitted."""
+    from stillmotion.train.loop import stages
+
+    out = tmp_path / "run"
+    cfg = make_config("shapes-tiny", {
+        "out": str(out), "steps": 2, "minutes": 0.5, "image_minutes": 0.01, "image_batch_size": 8,
+        "short_frames": 2, "short_minutes": 0.02, "cooldown": 0.5, "planner_fit_clips": 12, "planner_fit_steps": 5,
+        "model.motion_cond": "true", "model.motion_planner": "true"})
+    image, short, video = stages(cfg)
+    assert (image.frames, short.frames, video.frames) == (1, 2, cfg.frames)
+    assert (short.out, short.init_from, video.init_from) == (str(out / "short"), image.out, str(out / "short"))
+    assert (short.minutes, short.steps, short.cooldown, video.cooldown) == (0.02, None, 0.0, 0.5)
+    assert video.minutes == pytest.approx(0.47) and video.steps == 2
+    assert (short.planner_fit_clips, video.planner_fit_clips) == (12, 0)  # fitted once, in the short stage
+    assert stages(dataclasses.replace(cfg, image_minutes=0.0, init_from="runs/x"))[0].init_from == "runs/x"
+
+    path = train(cfg)
+    assert checkpoint.load_config(out / "short")["data"]["frames"] == 2
+    config = checkpoint.load_config(path)
+    assert config["data"]["frames"] == cfg.frames and config["record"]["init_from"]["planner_fit"]["clips"] == 12
+    planner = {k: v for k, v in checkpoint.load_weights(out / "short").items() if k.startswith("planner")}
+    final = checkpoint.load_weights(path)
+    assert planner and all(torch.equal(v, final[k]) for k, v in planner.items())  # not trained after its fit
 
 
 def test_image_stage_then_inflated_video_stage(tmp_path):

@@ -70,6 +70,11 @@ class TrainConfig:
     image_batch_size: int = 32          # the image stage's batch (single frames)
     image_p_mean: float | None = None   # the image stage's noise levels (None: p_mean, p_std): a single frame's
     image_p_std: float | None = None    # colour and shape are settled at lower noise than a clip's motion
+    short_frames: int = 0               # a clip-length curriculum: the video stage first trains on clips this many
+    short_minutes: float = 0.0          # frames long for this many minutes (part of the budget, in <out>/short):
+    #                                     the world's motion spans the clip, so each frame moves farther and the
+    #                                     direction shows sooner (docs/motion.md, experiment 13); then `frames`-
+    #                                     frame clips from those weights. 0 frames: no curriculum
     planner_fit_clips: int = 0          # fresh planners are first fitted alone on this many clips (their flow,
     planner_fit_steps: int = 500        # colour; train/planner_fit.py) for this many steps, replacing any that
                                         # init_from brings; 0 clips: no fit
@@ -330,7 +335,8 @@ def validate(cfg: TrainConfig) -> None:
     """Reject impossible settings early, before any work is done (every problem at once, one group of fields
     after another)."""
     problems = [*_shape_problems(cfg), *_budget_problems(cfg), *_optimisation_problems(cfg),
-                *_image_problems(cfg), *_motion_problems(cfg), *_task_problems(cfg), *render_problems(cfg)]
+                *_image_problems(cfg), *_short_problems(cfg), *_motion_problems(cfg), *_task_problems(cfg),
+                *render_problems(cfg)]
     if problems:
         raise ValueError("invalid training config: " + "; ".join(problems))
 
@@ -412,6 +418,21 @@ def _image_problems(cfg: TrainConfig) -> list[str]:
     if cfg.image_batch_size < 1:
         problems.append(f"image_batch_size must be >= 1 (got {cfg.image_batch_size})")
     return problems
+
+
+def _short_problems(cfg: TrainConfig) -> list[str]:
+    """The clip-length curriculum (short_frames, short_minutes)."""
+    if cfg.short_frames == 0 and cfg.short_minutes == 0:
+        return []
+    if not 2 <= cfg.short_frames < cfg.frames:
+        return [f"short_frames must be from 2 to frames - 1 ({cfg.frames - 1}), the length of the curriculum's "
+                f"first clips (got {cfg.short_frames}); 0 turns the curriculum off"]
+    if cfg.short_minutes <= 0:
+        return [f"short_frames needs short_minutes > 0, how long to train on them (got {cfg.short_minutes})"]
+    if cfg.minutes is None or cfg.minutes <= cfg.image_minutes + cfg.short_minutes:
+        return [f"short_minutes ({cfg.short_minutes}) is part of the budget: give --minutes larger than "
+                f"image_minutes + short_minutes ({cfg.image_minutes + cfg.short_minutes}; got {cfg.minutes})"]
+    return []
 
 
 def _motion_problems(cfg: TrainConfig) -> list[str]:

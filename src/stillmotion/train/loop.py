@@ -131,22 +131,33 @@ def hardware(device: torch.device) -> str:
 
 
 def stages(cfg: TrainConfig) -> list[TrainConfig]:
-    """The runs a config trains, in order. With `image_minutes`: an image model in <out>/image (single frames,
-    no temporal layers, motion hints or planner), then the video model that starts from it (inflated: its new
-    temporal layers start at zero) for the rest of the budget. Else the config alone."""
-    if cfg.image_minutes <= 0:
+    """The runs a config trains, in order, each starting from the one before. With `image_minutes`: an image
+    model in <out>/image (single frames, no temporal layers, motion hints or planner), inflated by the next (its
+    new temporal layers start at zero). With `short_frames`: a video model on clips that short in <out>/short
+    (the motion planner is fitted there and stays as fitted; the learning rate keeps its peak: the cooldown is
+    for the last stage). Then the video model for the rest of the budget. Without either: the config alone."""
+    out, runs = Path(cfg.out), []
+    if cfg.image_minutes > 0:
+        runs.append(dataclasses.replace(
+            cfg, out=str(out / "image"), frames=1, batch_size=cfg.image_batch_size, grad_accum=1, steps=None,
+            p_mean=cfg.p_mean if cfg.image_p_mean is None else cfg.image_p_mean,
+            p_std=cfg.p_std if cfg.image_p_std is None else cfg.image_p_std, minutes=cfg.image_minutes,
+            image_minutes=0.0, short_frames=0, short_minutes=0.0, image_every=0, noise_warp=0.0,
+            flow_consistency=0.0, planner_fit_clips=0, tasks={"t2v": 1.0},
+            sampling=dataclasses.replace(cfg.sampling, strategy="joint"),
+            model=dataclasses.replace(cfg.model, temporal=False, motion_cond=False, motion_planner=False)))
+    if cfg.short_frames > 0:
+        runs.append(dataclasses.replace(
+            cfg, out=str(out / "short"), frames=cfg.short_frames, steps=None, minutes=cfg.short_minutes,
+            image_minutes=0.0, short_frames=0, short_minutes=0.0, cooldown=0.0,
+            init_from=runs[-1].out if runs else cfg.init_from))
+    if not runs:
         return [cfg]
-    out = Path(cfg.out)
-    image = dataclasses.replace(
-        cfg, out=str(out / "image"), frames=1, batch_size=cfg.image_batch_size, grad_accum=1, steps=None,
-        p_mean=cfg.p_mean if cfg.image_p_mean is None else cfg.image_p_mean,
-        p_std=cfg.p_std if cfg.image_p_std is None else cfg.image_p_std,
-        minutes=cfg.image_minutes, image_minutes=0.0, image_every=0, noise_warp=0.0, flow_consistency=0.0,
-        planner_fit_clips=0, tasks={"t2v": 1.0}, sampling=dataclasses.replace(cfg.sampling, strategy="joint"),
-        model=dataclasses.replace(cfg.model, temporal=False, motion_cond=False, motion_planner=False))
-    video = dataclasses.replace(cfg, image_minutes=0.0, init_from=str(out / "image"),
-                                minutes=cfg.minutes - cfg.image_minutes)
-    return [image, video]
+    video = dataclasses.replace(
+        cfg, image_minutes=0.0, short_frames=0, short_minutes=0.0, init_from=runs[-1].out,
+        minutes=cfg.minutes - sum(r.minutes for r in runs),
+        planner_fit_clips=0 if cfg.short_frames > 0 else cfg.planner_fit_clips)
+    return [*runs, video]
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, overwrite: bool = False, command: str | None = None) -> Path:
@@ -204,7 +215,8 @@ def _train(cfg: TrainConfig, *, resume: bool, command: str | None = None) -> Pat
         progress, saved = _restore(out, net, opt, ema)
         origin = {"commands": saved.get("commands", []) + origin["commands"],
                   "init_from": saved.get("init_from"), "planner_fit": saved.get("planner_fit")}
-    if origin["planner_fit"] and getattr(net, "planner", None) is not None:  # stays as fitted, also resumed
+    fitted = origin["planner_fit"] or (origin["init_from"] or {}).get("planner_fit")  # here or where it starts
+    if fitted and getattr(net, "planner", None) is not None:  # stays as fitted, also resumed and in later stages
         net.planner.requires_grad_(False)  # batch-16 steps drifted a fitted planner (0.78 -> 0.54 of 256 prompts)
     run = Training.build(cfg, device, micro, source, text, net, opt, ema)
     save = Checkpointer(run, out, origin)
