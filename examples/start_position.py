@@ -17,7 +17,7 @@ import torch
 torch.set_num_threads(1)
 from stillmotion.data.shapes import ShapesWorld, place  # noqa: E402
 from stillmotion.data.video_io import to_uint8  # noqa: E402
-from stillmotion.eval.probe import _foreground  # noqa: E402
+from stillmotion.eval.probe import foreground  # noqa: E402
 from stillmotion.pipelines.text_to_video import load  # noqa: E402
 
 COLOURS = ["red", "green", "blue", "yellow", "cyan", "magenta", "white", "orange"]
@@ -29,7 +29,7 @@ def centroids(videos: np.ndarray) -> np.ndarray:
     """(N, F, H, W, 3) uint8 -> (N, 2) frame-0 centroid (x, y)."""
     out = []
     for v in videos:
-        _, _, cx, cy = _foreground(v[:1], 90)
+        _, _, cx, cy = foreground(v[:1], 90)
         out.append((cx[0], cy[0]))
     return np.array(out)
 

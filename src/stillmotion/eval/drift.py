@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from stillmotion.data.video_io import as_frames
-from stillmotion.eval.probe import _foreground, read_clip
+from stillmotion.eval.probe import foreground, read_clip
 from stillmotion.eval.temporal import warping_error
 from stillmotion.flow import video_flows
 
@@ -49,7 +49,7 @@ def segment_bounds(frames: int, seams: list[int] | None = None, window: int = 16
 
 def read_segment(video: np.ndarray, *, threshold: int = 90) -> dict:
     """Colour, size, velocity and direction of one segment (F, H, W, 3) uint8 (see the module docstring)."""
-    fg, area, cx, cy = _foreground(video, threshold)
+    fg, area, cx, cy = foreground(video, threshold)
     visible = area > 0
     if not visible.any():
         return {"colour": None, "rgb": None, "area": 0.0, "velocity": None, "speed": math.nan, "direction": None,
@@ -71,7 +71,7 @@ def has_room(video: np.ndarray, velocity, *, threshold: int = 90) -> bool:
     the segment's F - 1 steps, stays inside the frame. The object is taken as a square of its frame-0 area (a box
     from the extreme foreground pixels would grow with every stray bright pixel of a generated frame). False when
     frame 0 shows no object or the velocity is unknown."""
-    _, area, cx, cy = _foreground(video[:1], threshold)
+    _, area, cx, cy = foreground(video[:1], threshold)
     if area[0] == 0 or velocity is None or any(math.isnan(v) for v in velocity):
         return False
     h, w = video.shape[1:3]

@@ -30,7 +30,7 @@ from stillmotion.data.captions import canonical_caption
 from stillmotion.data.shapes import COLOURS
 from stillmotion.data.worlds import get_world
 from stillmotion.eval.interpolation import HELDOUT_SEED
-from stillmotion.eval.probe import _foreground, read_clip
+from stillmotion.eval.probe import foreground, read_clip
 from stillmotion.eval.reconstruction import psnr
 
 GROUPS = {"black": ("black",), "other": ("gray", "gradient", "noise")}  # "other": never seen by the shipped model
@@ -69,7 +69,7 @@ def edit_cases(n: int, *, seed: int = 0, group: str = "black", frames: int = 16,
 
 def centroids(video: np.ndarray, threshold: int = THRESHOLD) -> np.ndarray:
     """(F, 2) [x, y] pixel centroid of the foreground per frame; nan in frames without one."""
-    _, area, cx, cy = _foreground(video, threshold)
+    _, area, cx, cy = foreground(video, threshold)
     out = np.stack([cx, cy], axis=1)
     out[area == 0] = np.nan
     return out

@@ -41,7 +41,7 @@ def compass(dx: float, dy: float) -> str:
     return DIRECTIONS[int(round(math.atan2(dy, dx) / (math.pi / 4))) % 8]
 
 
-def _foreground(video: np.ndarray, threshold: int) -> tuple[np.ndarray, ...]:
+def foreground(video: np.ndarray, threshold: int) -> tuple[np.ndarray, ...]:
     """The bright pixels of a clip on a dark background: mask (F, H, W), area (F,), centroid x and y (F,) in pixels
     (0 in frames without any)."""
     h, w = video.shape[1:3]
@@ -63,7 +63,7 @@ def read_clip(video: np.ndarray, *, threshold: int = 90, static_px: float | None
     f, h, w, _ = video.shape
     static_px = 0.06 * w if static_px is None else static_px
     rgb = video.astype(np.float64)
-    fg, area, cx, cy = _foreground(video, threshold)
+    fg, area, cx, cy = foreground(video, threshold)
     visible = area > 0
     if not visible.any():
         return ClipReading(None, None, (0.0, 0.0), math.inf, math.inf, math.inf, 0.0)
@@ -140,7 +140,7 @@ def read_motion(video: np.ndarray, *, threshold: int = 90, static_px: float | No
     f, h, w, _ = video.shape
     static_px = 0.06 * w if static_px is None else static_px
     reversal_px = 0.06 * w if reversal_px is None else reversal_px
-    fg, area, cx, cy = _foreground(video, threshold)
+    fg, area, cx, cy = foreground(video, threshold)
     if f < 2 or not (area > 0).all():
         return MotionReading(None, math.nan, math.nan, math.nan, (0.0, 0.0))
     third = max(1, f // 3)
