@@ -365,6 +365,8 @@ def test_short_clip_stage_then_full_length(tmp_path):
     planner = {k: v for k, v in checkpoint.load_weights(out / "short").items() if k.startswith("planner")}
     final = checkpoint.load_weights(path)
     assert planner and all(torch.equal(v, final[k]) for k, v in planner.items())  # not trained after its fit
+    from stillmotion.train.loop import _planner_fitted  # and two stages on: followed back through init_from
+    assert _planner_fitted({"init_from": config["record"]}) and not _planner_fitted({"init_from": {"step": 3}})
 
 
 def test_image_stage_then_inflated_video_stage(tmp_path):

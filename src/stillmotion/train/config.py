@@ -77,7 +77,8 @@ class TrainConfig:
     #                                     frame clips from those weights. 0 frames: no curriculum
     planner_fit_clips: int = 0          # fresh planners are first fitted alone on this many clips (their flow,
     planner_fit_steps: int = 500        # colour; train/planner_fit.py) for this many steps, replacing any that
-                                        # init_from brings; 0 clips: no fit
+                                        # init_from brings; 0 clips: no fit. A fitted planner, here or in a run
+                                        # init_from leads back to, is not trained further
     motion_dropout: float = 0.5         # models with motion_cond: probability of training without the motion hint
     flow_consistency: float = 0.0       # weight of the optical-flow consistency term (train/flow_consistency.py)
     planner_weight: float = 0.1         # models with motion_planner: weight of the planner's loss (models/planner.py)

@@ -215,8 +215,7 @@ def _train(cfg: TrainConfig, *, resume: bool, command: str | None = None) -> Pat
         progress, saved = _restore(out, net, opt, ema)
         origin = {"commands": saved.get("commands", []) + origin["commands"],
                   "init_from": saved.get("init_from"), "planner_fit": saved.get("planner_fit")}
-    fitted = origin["planner_fit"] or (origin["init_from"] or {}).get("planner_fit")  # here or where it starts
-    if fitted and getattr(net, "planner", None) is not None:  # stays as fitted, also resumed and in later stages
+    if _planner_fitted(origin) and getattr(net, "planner", None) is not None:  # stays as fitted, also resumed
         net.planner.requires_grad_(False)  # batch-16 steps drifted a fitted planner (0.78 -> 0.54 of 256 prompts)
     run = Training.build(cfg, device, micro, source, text, net, opt, ema)
     save = Checkpointer(run, out, origin)
@@ -310,6 +309,16 @@ def _load_fitting(net, weights: dict, cfg: TrainConfig) -> list[str]:
     if result.unexpected_keys or len(new) != len(result.missing_keys):
         raise ValueError(f"{fits_not} (unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
     return new
+
+
+def _planner_fitted(record: dict | None) -> bool:
+    """Whether a run's planner was fitted alone (`_fit_before_loop`), in this run or in one it started from,
+    following init_from back through the stages: such a planner is not trained further."""
+    while record:
+        if record.get("planner_fit"):
+            return True
+        record = record.get("init_from")
+    return False
 
 
 def _fit_before_loop(net, text: TextEncoder, source, cfg: TrainConfig) -> dict | None:
