@@ -370,6 +370,10 @@ def _budget_problems(cfg: TrainConfig) -> list[str]:
         problems.append(f"minutes must be > 0 (got {cfg.minutes})")
     if cfg.steps is None and cfg.minutes is None:
         problems.append("give a budget: --steps N or --minutes M")
+    staged = cfg.image_minutes + cfg.short_minutes  # the stages before the last (train/loop.py `stages`)
+    if staged > 0 and (cfg.minutes is None or cfg.minutes <= staged):
+        problems.append(f"image_minutes + short_minutes ({staged:g}) are part of the budget: give --minutes larger "
+                        f"than them (got {cfg.minutes})")
     if cfg.probe_every < 0:
         problems.append(f"probe_every must be >= 0 (got {cfg.probe_every})")
     if cfg.workers < 0:
@@ -411,9 +415,6 @@ def _image_problems(cfg: TrainConfig) -> list[str]:
     elif cfg.image_minutes > 0:
         if cfg.frames < 2:
             problems.append("image_minutes trains an image model before a video model: frames must be >= 2")
-        if cfg.minutes is None or cfg.minutes <= cfg.image_minutes:
-            problems.append(f"image_minutes ({cfg.image_minutes}) is part of the budget: give --minutes larger "
-                            f"than it (got {cfg.minutes})")
         if cfg.init_from:
             problems.append("image_minutes trains the image model a run starts from; with init_from the run "
                             "starts from those weights instead: drop one of the two")
@@ -433,9 +434,6 @@ def _short_problems(cfg: TrainConfig) -> list[str]:
                 f"first clips (got {cfg.short_frames}); 0 turns the curriculum off"]
     if cfg.short_minutes <= 0:
         return [f"short_frames needs short_minutes > 0, how long to train on them (got {cfg.short_minutes})"]
-    if cfg.minutes is None or cfg.minutes <= cfg.image_minutes + cfg.short_minutes:
-        return [f"short_minutes ({cfg.short_minutes}) is part of the budget: give --minutes larger than "
-                f"image_minutes + short_minutes ({cfg.image_minutes + cfg.short_minutes}; got {cfg.minutes})"]
     return []
 
 
