@@ -202,16 +202,16 @@ TRAIN_PRESETS: dict[str, dict] = {
     "shapes-s": dict(model="cpu", frames=16, size=32, batch_size=16, minutes=15, p_two=0.2, data_mean=-0.9,
                      p_mean=1.5, p_std=2.2),
     # the CPU model from scratch in an hour (docs/motion.md): an image model first (10 min of single frames),
-    # inflated; 8-frame clips for 20 min, where the same motion is twice as large per frame (experiment 13), then
-    # 16-frame clips; videos with the four frame tasks, whose known frames make the prompt's direction decide the
-    # loss at every noise level (train/tasks.py). Heads that follow the motion planner's track at the 8x8 level
-    # (experiment 4), the planner fitted alone on 24000 clips (experiment 8), the learning rate cooled down over
-    # the last 40% of the image and last stages (experiment 5), frame 0 from a joint pass (experiment 10), guidance 6
-    # (experiments 11, 13). Independent noise, plain sampling.
+    # inflated; 8-frame clips for 12 min, where the same motion is twice as large per frame (experiment 13), then
+    # 16-frame clips for 38 (experiment 15); videos with the four frame tasks, whose known frames make the
+    # prompt's direction decide the loss at every noise level (train/tasks.py). Heads that follow the motion
+    # planner's track at the 8x8 level (experiment 4), the planner fitted alone on 24000 clips (experiment 8), the
+    # learning rate cooled down over the last 40% of the image and last stages (experiment 5), frame 0 from a joint
+    # pass (experiment 10), guidance 6 (experiments 11, 13). Independent noise, plain sampling.
     "shapes-quick": dict(model=replace(UNET_PRESETS["cpu"], moving_rope=True, spacetime_attn_levels=(1, 2, 3),
                                        motion_cond=True, motion_planner=True, planner_heads=4),
                          frames=16, size=32, batch_size=16, minutes=60, p_two=0.2, data_mean=-0.9, p_mean=1.5,
-                         p_std=2.2, image_minutes=10, image_batch_size=32, short_frames=8, short_minutes=20,
+                         p_std=2.2, image_minutes=10, image_batch_size=32, short_frames=8, short_minutes=12,
                          image_every=4, probe_every=100,
                          tasks=MULTITASK, planner_fit_clips=24000, motion_dropout=0.2, cooldown=0.4,
                          sampling=SamplingConfig(strategy="first-frame", guidance=6.0)),
