@@ -131,10 +131,12 @@ def test_edit_command_end_to_end(tiny_multitask, source_video, tmp_path):
              tiny_multitask, "--out", both, "--threads", "1", "--scale", "1")
     assert r.returncode == 0, r.stderr
     assert read_video(both).shape == (8, 16, 33, 3)  # source | edited, 1 px apart
+    assert "empty source prompt" not in r.stdout
     sheet = tmp_path / "sheet.png"
-    r = _cli("edit", source_video, "a red circle", "--side-by-side", "--steps", "2", "--model", tiny_multitask,
-             "--out", sheet, "--threads", "1", "--scale", "1")
+    r = _cli("edit", source_video, "a red circle", "--mode", "inversion", "--side-by-side", "--steps", "2",
+             "--model", tiny_multitask, "--out", sheet, "--threads", "1", "--scale", "1")
     assert r.returncode == 0 and sheet.stat().st_size > 0, r.stderr
+    assert "inverting with the empty source prompt" in r.stdout  # the measured better way is named
 
 
 def test_a_shorter_video_is_edited_at_its_own_length(tiny_multitask, tmp_path):
