@@ -162,6 +162,8 @@ BAD_INPUTS = {  # name: (arguments after `edit`, a fragment of the error)
     "strength 1.5": (lambda tmp, video: [video, "a red circle", "--strength", "1.5"], "(0, 1]"),
     "strength 0": (lambda tmp, video: [video, "a red circle", "--strength", "0"], "(0, 1]"),
     "empty prompt": (lambda tmp, video: [video, "  "], "prompt is empty"),
+    "source prompt to sdedit": (lambda tmp, video: [video, "a blue circle", "--mode", "sdedit", "--source-prompt",
+                                                    "a red circle"], "only by --mode inversion"),
     "bad output": (lambda tmp, video: [video, "a red circle", "--out", tmp / "x.txt"], "cannot write"),
 }
 
