@@ -53,7 +53,7 @@ def _run_edit(args: argparse.Namespace) -> int:
                          "\"a blue square moving left\"")
     if args.source_prompt.strip() and args.mode != "inversion":
         raise ValueError(f"--source-prompt is used only by --mode inversion (the mode is {args.mode}); add "
-                         f"--mode inversion or leave --source-prompt out")
+                         "--mode inversion or leave --source-prompt out")
     check_writable(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
