@@ -81,6 +81,10 @@ def test_evaluate_writes_a_report(tiny_run, tmp_path):
     assert result["protocol"]["noise_warp"] == 0.5  # the sampling noise the report was made with
     assert "| canonical | 4 |" in (tmp_path / "eval" / "summary.md").read_text()
     assert result["stability"]["mean_dynamic_degree"] >= 0  # the flow metrics are part of every report
+    kept = report["kept_noise"]  # the low-noise probe: a share of the noise per region, at each level
+    assert kept["n"] == 32 and set(kept["object"]) == {"0.02", "0.05", "0.2"}
+    assert all(-1 < v < 2 for v in [*kept["object"].values(), *kept["background"].values()])
+    assert "low-noise probe" in (tmp_path / "eval" / "summary.md").read_text()
 
 
 def test_evaluate_videos_scores_a_folder(tmp_path):

@@ -263,3 +263,26 @@ def test_prompts_are_split_by_held_out_direction_and_colour_words():
     assert split["known_attribute_words"] == {"n": 2, "colour_accuracy": 1.0, "direction_accuracy": 1.0,
                                               "colour_and_direction_accuracy": 1.0}
     assert _wording_split([rows[1]]) == {}  # no held-out word: no split
+
+
+def test_the_low_noise_probe_reads_what_a_denoiser_keeps_of_the_noise_on_object_and_background():
+    """kept_noise: an oracle keeps 0, the identity 1, a half-way denoiser 0.5; one that denoises only the background
+    keeps all the noise on the object and none beside it."""
+    from stillmotion.eval.kept_noise import kept_noise, world_clips
+
+    clean, captions = world_clips(3, frames=4, size=16)
+    assert clean.shape == (3, 3, 4, 16, 16) and len(captions) == 3
+    on_object = (clean.amax(1, keepdim=True) > 90 / 127.5 - 1).expand_as(clean)
+
+    def read(denoise):
+        return kept_noise(denoise, clean, 0.05, generator=torch.Generator().manual_seed(0))
+    oracle, identity = read(lambda x, s: clean), read(lambda x, s: x)
+    half = read(lambda x, s: clean + 0.5 * (x - clean))
+    background_only = read(lambda x, s: torch.where(on_object, x, clean))
+    assert oracle["object"] == oracle["background"] == 0 and oracle["object_rest_levels"] == 0
+    assert identity["object"] == pytest.approx(1) and identity["background"] == pytest.approx(1)
+    assert half["object"] == pytest.approx(0.5) and half["background"] == pytest.approx(0.5)
+    assert background_only["object"] == pytest.approx(1) and background_only["background"] == 0
+    wrong_colour = read(lambda x, s: torch.where(on_object, clean + 0.1, clean))
+    assert wrong_colour["object"] == pytest.approx(0, abs=1e-6)
+    assert wrong_colour["object_rest_levels"] == pytest.approx(12.75, rel=0.05)

@@ -65,16 +65,7 @@ def _evaluate_model(args: argparse.Namespace, out, fvd_n: int) -> int:
     judge, fvd_net = _evaluate_feature_nets(args.features, pipe.info)
     report = {"model": str(args.model or "shipped"), "record": pipe.info.get("record", {}), "results": []}
     if pipe.frames > 1 and (pipe.info.get("data") or {}).get("world", "shapes") == "shapes":
-        from stillmotion.eval.motion_probe import evaluate_direction_probe
-
-        report["direction_probe"] = [evaluate_direction_probe(pipe, seed=args.seed)]
-        if float((pipe.info.get("train") or {}).get("tasks", {}).get("i2v", 0)) > 0:
-            report["direction_probe"].append(evaluate_direction_probe(pipe, seed=args.seed, first_frame=True))
-        for probe in report["direction_probe"]:
-            print(f"direction probe, {probe['task']} (right-left / down-up travel of the estimate, px; ideal "
-                  + ", ".join(f"{a} {v:.1f}" for a, v in probe["ideal"].items()) + "): "
-                  + "; ".join(f"{a} " + " ".join(f"@{s} {v:.2f}" for s, v in probe["separation"][a].items())
-                              for a in probe["separation"]) + f"; mean ratio {probe['mean_ratio']:.2f}")
+        _probe_denoiser(pipe, args.seed, report)
     for split in args.split:
         result = evaluate_prompt_following(pipe, n=args.n, seed=args.seed, split=split, sampling=sampling,
                                            feature_net=judge,
@@ -111,6 +102,24 @@ def _evaluate_model(args: argparse.Namespace, out, fvd_n: int) -> int:
     write_summary(report, out / "summary.md")
     print(f"wrote {out / 'report.json'} and {out / 'summary.md'}")
     return 0
+
+
+def _probe_denoiser(pipe, seed: int, report: dict) -> None:
+    """The denoiser's probes on the shapes world, into `report` and printed: the high-noise direction probe
+    (text-to-video, and image-to-video where trained) and the low-noise probe (noise kept on the object)."""
+    from stillmotion.eval.kept_noise import evaluate_kept_noise, kept_noise_line
+    from stillmotion.eval.motion_probe import evaluate_direction_probe
+
+    report["direction_probe"] = [evaluate_direction_probe(pipe, seed=seed)]
+    if float((pipe.info.get("train") or {}).get("tasks", {}).get("i2v", 0)) > 0:
+        report["direction_probe"].append(evaluate_direction_probe(pipe, seed=seed, first_frame=True))
+    for probe in report["direction_probe"]:
+        print(f"direction probe, {probe['task']} (right-left / down-up travel of the estimate, px; ideal "
+              + ", ".join(f"{a} {v:.1f}" for a, v in probe["ideal"].items()) + "): "
+              + "; ".join(f"{a} " + " ".join(f"@{s} {v:.2f}" for s, v in probe["separation"][a].items())
+                          for a in probe["separation"]) + f"; mean ratio {probe['mean_ratio']:.2f}")
+    report["kept_noise"] = evaluate_kept_noise(pipe, seed=seed)
+    print(kept_noise_line(report["kept_noise"]))
 
 
 def _evaluate_feature_nets(choice: str | None, info: dict):

@@ -261,6 +261,10 @@ def write_summary(report: dict, path) -> None:
 
         for probe in report["direction_probe"]:
             lines += probe_lines(probe)
+    if "kept_noise" in report:
+        from stillmotion.eval.kept_noise import kept_noise_line
+
+        lines += [f"{kept_noise_line(report['kept_noise'])} (n = {report['kept_noise']['n']} held-out world clips)", ""]
     lines += _direction_lines(report) + _feature_lines(report) + _fvd_lines(report.get("fvd")) + _sample_lines(report)
     Path(path).write_text("\n".join(lines))
 
