@@ -46,7 +46,7 @@ def kept_noise(denoise: Callable[[Tensor, Tensor], Tensor], clean: Tensor, sigma
         pixel gets NaN.
     """
     noise = sigma * torch.randn(clean.shape, generator=generator).to(clean)
-    error = (denoise(clean + noise, torch.tensor(sigma)) - clean).float()
+    error = (denoise(clean + noise, torch.tensor(sigma, device=clean.device)) - clean).float()
     on_object = (clean.amax(1, keepdim=True) > threshold / 127.5 - 1).expand_as(clean)
     out = {}
     for name, region in (("object", on_object), ("background", ~on_object)):
