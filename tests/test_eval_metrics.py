@@ -268,10 +268,11 @@ def test_prompts_are_split_by_held_out_direction_and_colour_words():
 def test_the_low_noise_probe_reads_what_a_denoiser_keeps_of_the_noise_on_object_and_background():
     """kept_noise: an oracle keeps 0, the identity 1, a half-way denoiser 0.5; one that denoises only the background
     keeps all the noise on the object and none beside it."""
-    from stillmotion.eval.kept_noise import kept_noise, world_clips
+    from stillmotion.eval.editing import edit_cases
+    from stillmotion.eval.kept_noise import kept_noise
 
-    clean, captions = world_clips(3, frames=4, size=16)
-    assert clean.shape == (3, 3, 4, 16, 16) and len(captions) == 3
+    clean = torch.stack([to_float(c.video) for c in edit_cases(3, frames=4, size=16)])
+    assert clean.shape == (3, 3, 4, 16, 16)
     on_object = (clean.amax(1, keepdim=True) > 90 / 127.5 - 1).expand_as(clean)
 
     def read(denoise):

@@ -2,7 +2,7 @@
 
     python docs/experiments/wobble.py [MODEL] [--n 32] [--seed 1]
 
-On n held-out world clips (single objects on black, `eval/kept_noise.world_clips`), with each clip's caption:
+On n held-out world clips (single objects on black, `eval/editing.edit_cases`), with each clip's caption:
   1. SDEdit from each level of the default 20-step schedule (the model's sampler and guidance): warping error of the
      result against the world's own clips; the lower the start, the fewer steps the model draws.
   2. The one-call clean estimate D(x + sigma n) (no guidance), each clip denoised whole (F = 16) or each frame alone
@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from stillmotion.data.video_io import to_uint8
+from stillmotion.data.video_io import to_float, to_uint8
 from stillmotion.diffusion.schedules import get_sigmas
-from stillmotion.eval.kept_noise import world_clips
+from stillmotion.eval.editing import edit_cases
 from stillmotion.eval.temporal import warping_error
 from stillmotion.pipelines.edit import edit_sweep
 from stillmotion.pipelines.text_to_video import load
@@ -80,7 +80,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     pipe = load(args.model)
-    clean, captions = world_clips(args.n, pipe.frames, pipe.size, seed=args.seed)
+    cases = edit_cases(args.n, seed=args.seed, group="black", frames=pipe.frames, size=pipe.size)
+    clean, captions = torch.stack([to_float(c.video) for c in cases]), [c.source for c in cases]
     sdedit_levels(pipe, clean, captions, args.seed)
     joint_or_alone(pipe, clean, captions, args.seed)
 

@@ -24,8 +24,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from stillmotion.eval.editing import THRESHOLD
-from stillmotion.eval.interpolation import HELDOUT_SEED
+from stillmotion.data.video_io import to_float
+from stillmotion.eval.editing import THRESHOLD, edit_cases
 
 KEPT_SIGMAS = (0.02, 0.05, 0.2)
 
@@ -51,23 +51,13 @@ def kept_noise(denoise: Callable[[Tensor, Tensor], Tensor], clean: Tensor, sigma
     out = {}
     for name, region in (("object", on_object), ("background", ~on_object)):
         e, n = error[region].double(), noise[region].double()
-        centred = n - n.mean() if n.numel() else n
-        beta = float((e * centred).sum() / (centred * centred).sum()) if n.numel() else float("nan")
-        out[name] = beta
-        out[f"{name}_rest_levels"] = float((e - beta * n).pow(2).mean().sqrt() * 127.5) if n.numel() else float("nan")
+        if not n.numel():
+            out[name] = out[f"{name}_rest_levels"] = float("nan")
+            continue
+        centred = n - n.mean()
+        out[name] = beta = float((e * centred).sum() / (centred * centred).sum())
+        out[f"{name}_rest_levels"] = float((e - beta * n).pow(2).mean().sqrt() * 127.5)
     return out
-
-
-def world_clips(n: int, frames: int, size: int, seed: int = 0) -> tuple[Tensor, list[str]]:
-    """n held-out single-object clips of the shapes world on black, (n, 3, F, H, W) in [-1, 1], and their
-    canonical captions."""
-    from stillmotion.data.captions import canonical_caption
-    from stillmotion.data.video_io import to_float
-    from stillmotion.data.worlds import get_world
-
-    world = get_world("shapes", size=size, frames=frames, p_two=0.0)
-    clips = [world.sample(HELDOUT_SEED + seed + i) for i in range(n)]
-    return torch.stack([to_float(c.video) for c in clips]), [canonical_caption(c.labels) for c in clips]
 
 
 @torch.inference_mode()
@@ -78,9 +68,9 @@ def evaluate_kept_noise(pipe, *, n: int = 32, sigmas=KEPT_SIGMAS, seed: int = 0,
     Returns:
         {"n", "sigmas", "object": {sigma: beta}, "background": {sigma: beta}, "object_rest_levels": {sigma: levels}}.
     """
-    clips, captions = world_clips(n, pipe.frames, pipe.size, seed)
-    clips = clips.to(pipe.device)
-    cond = pipe.conditions(captions)[0]
+    cases = edit_cases(n, seed=seed, group="black", frames=pipe.frames, size=pipe.size)  # held-out, one object
+    clips = torch.stack([to_float(c.video) for c in cases]).to(pipe.device)              # (n, 3, F, H, W)
+    cond = pipe.conditions([c.source for c in cases])[0]                                 # each clip's caption
 
     def denoise(x: Tensor, sigma: Tensor) -> Tensor:
         return torch.cat([pipe.denoiser(x[i:i + batch], sigma, cond[i:i + batch]) for i in range(0, n, batch)])
