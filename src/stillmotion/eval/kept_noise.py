@@ -92,7 +92,11 @@ def kept_noise_line(report: dict) -> str:
 def main(argv: list[str]) -> None:
     from stillmotion.pipelines.text_to_video import load
 
-    print(kept_noise_line(evaluate_kept_noise(load(argv[0] if argv else None))))
+    try:
+        pipe = load(argv[0] if argv else None)
+    except (OSError, ValueError) as e:  # a wrong path or a broken checkpoint: one line, as in the CLI
+        sys.exit(f"kept_noise: error: {' '.join(str(e).split())}")
+    print(kept_noise_line(evaluate_kept_noise(pipe)))
 
 
 if __name__ == "__main__":
