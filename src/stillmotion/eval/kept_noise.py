@@ -61,14 +61,16 @@ def kept_noise(denoise: Callable[[Tensor, Tensor], Tensor], clean: Tensor, sigma
 
 
 @torch.inference_mode()
-def evaluate_kept_noise(pipe, *, n: int = 32, sigmas=KEPT_SIGMAS, seed: int = 0, batch: int = 16) -> dict:
+def evaluate_kept_noise(pipe, *, n: int = 32, sigmas=KEPT_SIGMAS, seed: int = 0, batch: int = 16,
+                        group: str = "black") -> dict:
     """The probe of a pipeline's denoiser on n held-out world clips, conditioned as sampling conditions them (the
-    caption and any planned hint), without guidance, `batch` clips per forward pass. JSON-able.
+    caption and any planned hint), without guidance, `batch` clips per forward pass; `group` is the clips'
+    backgrounds ("black", what the shipped model was trained on, or "other": gray, gradient and noise). JSON-able.
 
     Returns:
         {"n", "sigmas", "object": {sigma: beta}, "background": {sigma: beta}, "object_rest_levels": {sigma: levels}}.
     """
-    cases = edit_cases(n, seed=seed, group="black", frames=pipe.frames, size=pipe.size)  # held-out, one object
+    cases = edit_cases(n, seed=seed, group=group, frames=pipe.frames, size=pipe.size)  # held-out, one object
     clips = torch.stack([to_float(c.video) for c in cases]).to(pipe.device)              # (n, 3, F, H, W)
     cond = pipe.conditions([c.source for c in cases])[0]                                 # each clip's caption
 
