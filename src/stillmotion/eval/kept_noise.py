@@ -70,7 +70,7 @@ def evaluate_kept_noise(pipe, *, n: int = 32, sigmas=KEPT_SIGMAS, seed: int = 0,
     Returns:
         {"n", "sigmas", "object": {sigma: beta}, "background": {sigma: beta}, "object_rest_levels": {sigma: levels}}.
     """
-    cases = edit_cases(n, seed=seed, group=group, frames=pipe.frames, size=pipe.size)  # held-out, one object
+    cases = edit_cases(n, seed=seed, group=group, frames=pipe.frames, size=pipe.size)    # held-out, one object
     clips = torch.stack([to_float(c.video) for c in cases]).to(pipe.device)              # (n, 3, F, H, W)
     cond = pipe.conditions([c.source for c in cases])[0]                                 # each clip's caption
 
