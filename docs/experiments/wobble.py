@@ -19,7 +19,7 @@ import torch
 
 from stillmotion.data.video_io import to_float, to_uint8
 from stillmotion.diffusion.schedules import get_sigmas
-from stillmotion.eval.editing import edit_cases
+from stillmotion.eval.editing import THRESHOLD, edit_cases
 from stillmotion.eval.temporal import warping_error
 from stillmotion.pipelines.edit import edit_sweep
 from stillmotion.pipelines.text_to_video import load
@@ -41,7 +41,7 @@ def erode(mask: np.ndarray) -> np.ndarray:
 def region_errors(estimate: np.ndarray, clean: np.ndarray) -> list[float]:
     """Mean absolute error (levels) on the background, the outline band and the inside; (F, H, W, 3) uint8 each."""
     error = np.abs(estimate.astype(float) - clean.astype(float)).mean(-1)
-    on = clean.max(-1) > 90
+    on = clean.max(-1) > THRESHOLD  # the object, as the pixel probe finds it
     band = np.stack([dilate(m, 2) & ~erode(m) for m in on])
     background = ~np.stack([dilate(m, 2) for m in on])
     return [float(error[r].mean()) for r in (background, band, on & ~band)]
