@@ -94,6 +94,9 @@ class TrainConfig:
     batch_size: int = 16                # global batch (all processes, all accumulation steps)
     grad_accum: int = 1
     lr: float = 1e-3
+    new_lr: float | None = None         # with init_from: the learning rate of the tensors it does not bring (a
+    #                                     grown level, models/grow.py; new temporal layers), which start from
+    #                                     their initialisation; None: lr, like the rest
     warmup_steps: int = 50
     cooldown: float = 0.0               # the last this fraction of the budget (steps, or minutes when those end it
     #                                     first) decays the learning rate linearly to lr x cooldown_to (a
@@ -396,6 +399,9 @@ def _optimisation_problems(cfg: TrainConfig) -> list[str]:
         problems.append(f"ema_warmup must be > 1 (got {cfg.ema_warmup}); 10 is the usual warmup")
     if cfg.lr <= 0:
         problems.append(f"lr must be > 0 (got {cfg.lr})")
+    if cfg.new_lr is not None and (cfg.new_lr <= 0 or not cfg.init_from):
+        problems.append(f"new_lr (got {cfg.new_lr}) must be > 0 and needs init_from: it is the learning rate of "
+                        "the tensors init_from does not bring")
     if not 0 <= cfg.cooldown <= 1:
         problems.append(f"cooldown must be in [0, 1], a fraction of the budget (got {cfg.cooldown}); 0.4 is usual")
     if not 0 <= cfg.cooldown_to <= 1:

@@ -27,10 +27,11 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from stillmotion import checkpoint
 from stillmotion.diffusion.denoiser import Denoiser
+from stillmotion.models.grow import grow_weights
 from stillmotion.models.planner import plan_loss
 from stillmotion.models.registry import build_unet, count_params
 from stillmotion.models.text import TextEncoder
-from stillmotion.models.unet import TEMPORAL_KEYS, add_coord_inputs
+from stillmotion.models.unet import TEMPORAL_KEYS, UNetConfig, add_coord_inputs
 from stillmotion.train import dist, run_folder
 from stillmotion.train.batches import (
     Batch,
@@ -208,8 +209,11 @@ def _train(cfg: TrainConfig, *, resume: bool, command: str | None = None) -> Pat
     ema = EMA(net, cfg.ema_decay, cfg.ema_warmup)
     # fused: one kernel over all tensors; torch's CPU default is a loop over the 300-odd tensors (the update alone:
     # 23 ms on one thread for the cpu preset, 4.4 ms fused; a whole shapes-s step, ~1 s, shows no difference)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=cfg.weight_decay,
-                            fused=device.type in ("cpu", "cuda"))
+    fresh = (origin["init_from"] or {}).get("new_lr_tensors", [])
+    if resume:  # the same groups as when the run started: the checkpoint's optimizer state is stored by group
+        fresh = (checkpoint.load_config(out).get("record", {}).get("init_from") or {}).get("new_lr_tensors", [])
+    opt = torch.optim.AdamW(_param_groups(net, cfg, fresh), lr=cfg.lr, betas=(0.9, 0.99),
+                            weight_decay=cfg.weight_decay, fused=device.type in ("cpu", "cuda"))
     progress = Progress(elapsed=origin["planner_fit"]["seconds"] if origin["planner_fit"] else 0.0)  # in the budget
     if resume:
         progress, saved = _restore(out, net, opt, ema)
@@ -288,25 +292,56 @@ def _init_from(net, cfg: TrainConfig) -> dict:
     absent = tuple(p for p in OPTIONAL_PREFIXES if getattr(net, p.rstrip("."), None) is None)  # parts it lacks
     dropped = sorted({k.split(".")[0] for k in weights if k.startswith(absent)})
     weights = {k: v for k, v in weights.items() if not k.startswith(absent)}
-    new = [k for k in _load_fitting(net, weights, cfg) if not k.startswith(PLANNER_PREFIXES)]
+    weights, stem = _grow(net, weights, cfg)
+    new = [k for k in _load_fitting(net, weights, cfg, stem) if not k.startswith(PLANNER_PREFIXES)]
     dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
+                + (f"; grown by a finer level in front ({len(stem)} new tensors)" if stem else "")
                 + (f"; {len(new)} new temporal tensors start at zero (inflation)" if new else "")
                 + ("; its planners are replaced by ones fitted here (planner_fit_clips)" if replaced else "")
                 + ("; its input layer gains the coordinate channels, at zero" if coords_added else "")
                 + (f"; its {', '.join(dropped)} weights are left out (this model has none)" if dropped else ""))
-    return {"path": str(checkpoint.resolve(cfg.init_from)), **checkpoint.load_config(cfg.init_from).get("record", {})}
+    fresh = sorted(set(net.state_dict()) - set(weights)) if cfg.new_lr else []  # what init_from does not bring
+    return {"path": str(checkpoint.resolve(cfg.init_from)), **checkpoint.load_config(cfg.init_from).get("record", {}),
+            **({"new_lr_tensors": fresh} if fresh else {})}
 
 
-def _load_fitting(net, weights: dict, cfg: TrainConfig) -> list[str]:
-    """Load `weights` into `net`, where only temporal tensors may be missing; return those (they stay at zero)."""
+def _param_groups(net, cfg: TrainConfig, fresh: list[str]) -> list[dict]:
+    """The optimizer's groups: with `new_lr`, the tensors `init_from` did not bring (`fresh`: a grown level, new
+    temporal layers) learn at new_lr and the trained ones at lr; each group's `lr_scale` follows the schedule."""
+    new = set(fresh)
+    groups = [{"params": [p for n, p in net.named_parameters() if n not in new], "lr_scale": 1.0}]
+    if new:
+        groups.append({"params": [p for n, p in net.named_parameters() if n in new], "lr_scale": cfg.new_lr / cfg.lr})
+    return groups
+
+
+def _grow(net, weights: dict, cfg: TrainConfig) -> tuple[dict, list[str]]:
+    """`init_from`'s weights moved one level in when `net` is its network grown by a finer level in front
+    (models/grow.py), with the names of the new level's tensors; otherwise the weights as they are and []."""
+    saved = dict(checkpoint.load_config(cfg.init_from).get("model", {}))
+    saved.pop("arch", None)
+    try:
+        old = UNetConfig.from_dict(saved)
+    except (TypeError, ValueError):
+        return weights, []  # no readable model config: loaded as it is, and `_load_fitting` says what does not fit
+    if len(old.channels) + 1 != len(net.config.channels):
+        return weights, []
+    weights = grow_weights(weights, old, net.config)
+    return weights, sorted(set(net.state_dict()) - set(weights))
+
+
+def _load_fitting(net, weights: dict, cfg: TrainConfig, fresh: list[str] = ()) -> list[str]:
+    """Load `weights` into `net`, where only temporal tensors (and `fresh`, a grown network's new level) may be
+    missing; return the temporal ones (they stay at zero)."""
     fits_not = f"init_from '{cfg.init_from}': its weights do not fit this run's model"
     try:
         result = net.load_state_dict(weights, strict=False)
     except RuntimeError as e:
         raise ValueError(f"{fits_not} ({(str(e).splitlines()[1:] or [str(e)])[0].strip()}); use the same model "
                          "config (--model and --set model.FIELD=...) as the run it comes from") from None
-    new = [k for k in result.missing_keys if any(p in k for p in TEMPORAL_KEYS)]
-    if result.unexpected_keys or len(new) != len(result.missing_keys):
+    missing = [k for k in result.missing_keys if k not in set(fresh)]
+    new = [k for k in missing if any(p in k for p in TEMPORAL_KEYS)]
+    if result.unexpected_keys or len(new) != len(missing):
         raise ValueError(f"{fits_not} (unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
     return new
 
@@ -436,7 +471,7 @@ def _loop(run: Training, progress: Progress, save: Checkpointer, log: Log) -> No
         t0 = time.time()
         lr = lr_at(cfg, progress.step, budget_spent(cfg, progress.step, progress.elapsed))
         for group in run.opt.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         run.opt.zero_grad(set_to_none=True)
         loss = _accumulate(run, progress.step, clips)
         grad_norm = _update(run, progress.step)
