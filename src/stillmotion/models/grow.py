@@ -26,11 +26,6 @@ STEM_KEYS = ("conv_in.", "norm_out.", "conv_out.")  # at the old first level's r
 SHIFTED_LEVELS = ("attn_levels", "temporal_attn_levels", "spacetime_attn_levels")
 
 
-def grows(old: UNetConfig, new: UNetConfig) -> bool:
-    """Whether `new` is `old` with one finer level in front (`grow_problem` is None)."""
-    return grow_problem(old, new) is None
-
-
 def grow_problem(old: UNetConfig, new: UNetConfig) -> str | None:
     """Why `new` is not `old` grown by one finer level (None if it is)."""
     if tuple(new.channels[1:]) != tuple(old.channels):
@@ -69,7 +64,3 @@ def grow_weights(weights: dict[str, Tensor], old: UNetConfig, new: UNetConfig) -
         grown[key] = value
     return grown
 
-
-def new_keys(new_state: dict[str, Tensor], grown: dict[str, Tensor]) -> list[str]:
-    """The grown network's tensors that `grow_weights` did not fill (the new stem and finest level)."""
-    return sorted(set(new_state) - set(grown))
