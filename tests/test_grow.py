@@ -80,3 +80,15 @@ def test_new_lr_trains_the_grown_level_alone_when_lr_is_tiny(tmp_path):
     assert (b["up.2.0.res.conv2.weight"] - first["up.2.0.res.conv2.weight"]).abs().max() > 1e-4  # resumed too
     with pytest.raises(ValueError, match="new_lr"):
         make_config("shapes-tiny", {"out": str(tmp_path / "c"), "new_lr": "1e-2"})
+
+
+def test_a_run_checkpointed_before_new_lr_resumes(tmp_path):
+    """Optimizer states saved before the groups carried `lr_scale` (one group) resume at lr."""
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 1}))
+    state_file = checkpoint.resolve(tmp_path / "a") / "training_state.pt"
+    state = torch.load(state_file, weights_only=True)
+    for group in state["optimizer"]["param_groups"]:
+        del group["lr_scale"]
+    torch.save(state, state_file)
+    train(make_config("shapes-tiny", {"out": str(tmp_path / "a"), "steps": 2}), resume=True)
+    assert len(checkpoint.load_training_state(tmp_path / "a")["loss_history"]) == 2

@@ -164,8 +164,7 @@ def _values_problem(config: dict) -> str | None:
     if model.get("arch", "spacetime-unet") != "spacetime-unet":
         return f"model.arch: expected 'spacetime-unet', got {model['arch']!r}"
     try:
-        if model:
-            UNetConfig.from_dict({k: v for k, v in model.items() if k != "arch"})
+        model_config(config)
     except (ValueError, TypeError) as e:
         return "model." + str(e).removeprefix("UNetConfig: ")
     if diffusion.get("parameterization", "v") not in PARAMETERIZATIONS:
@@ -176,6 +175,12 @@ def _values_problem(config: dict) -> str | None:
     if data.get("frames", 1) < 1 or data.get("size", 8) < 8 or data.get("size", 8) % 8:
         return f"data: frames must be >= 1 and size a multiple of 8 (got {data})"
     return None
+
+
+def model_config(config: dict) -> UNetConfig | None:
+    """The U-Net config of a checkpoint's config (its `model` section without `arch`); None without one."""
+    model = config.get("model")
+    return UNetConfig.from_dict({k: v for k, v in model.items() if k != "arch"}) if model else None
 
 
 def load_weights(path: str | Path) -> dict[str, torch.Tensor]:

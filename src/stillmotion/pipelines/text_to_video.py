@@ -24,7 +24,6 @@ from stillmotion.diffusion.schedules import get_sigmas
 from stillmotion.models.planner import plan_hint, plan_std
 from stillmotion.models.registry import build_unet
 from stillmotion.models.text import TextEncoder
-from stillmotion.models.unet import UNetConfig
 from stillmotion.pipelines.sampling import STRATEGIES, SamplingConfig  # noqa: F401 - STRATEGIES re-exported
 
 
@@ -54,8 +53,7 @@ class TextToVideo:
         """Load a checkpoint folder (or run folder); None loads the model shipped inside the package."""
         path = shipped_model_path() if path is None else Path(path)
         config = checkpoint.load_config(path, required=checkpoint.REQUIRED)  # every field checked by type
-        model_cfg = {k: v for k, v in config["model"].items() if k != "arch"}
-        net = build_unet(UNetConfig.from_dict(model_cfg))
+        net = build_unet(checkpoint.model_config(config))
         weights = {k: v.float() for k, v in checkpoint.load_weights(path).items()}  # float16 release -> float32
         try:
             missing, unexpected = net.load_state_dict(weights, strict=False)

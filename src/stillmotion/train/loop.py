@@ -284,6 +284,7 @@ def _init_from(net, cfg: TrainConfig) -> dict:
     does not build are left out, and with planner_fit_clips its planners give way to the ones fitted next.
     Returns its provenance for the record (model cards follow it back to the first stage)."""
     weights = {k: v.float() for k, v in checkpoint.load_weights(cfg.init_from).items()}
+    saved = checkpoint.load_config(cfg.init_from)  # its model section checked by type and by UNetConfig
     replaced = cfg.planner_fit_clips > 0 and any(k.startswith(PLANNER_PREFIXES) for k in weights)
     if cfg.planner_fit_clips > 0:  # its planners (of any shape) give way to the ones fitted later
         weights = {k: v for k, v in weights.items() if not k.startswith(PLANNER_PREFIXES)}
@@ -292,7 +293,7 @@ def _init_from(net, cfg: TrainConfig) -> dict:
     absent = tuple(p for p in OPTIONAL_PREFIXES if getattr(net, p.rstrip("."), None) is None)  # parts it lacks
     dropped = sorted({k.split(".")[0] for k in weights if k.startswith(absent)})
     weights = {k: v for k, v in weights.items() if not k.startswith(absent)}
-    weights, stem = _grow(net, weights, cfg)
+    weights, stem = _grow(net, weights, checkpoint.model_config(saved))
     new = [k for k in _load_fitting(net, weights, cfg, stem) if not k.startswith(PLANNER_PREFIXES)]
     dist.print0(f"initialised from {checkpoint.resolve(cfg.init_from)}"
                 + (f"; grown by a finer level in front ({len(stem)} new tensors)" if stem else "")
@@ -301,7 +302,7 @@ def _init_from(net, cfg: TrainConfig) -> dict:
                 + ("; its input layer gains the coordinate channels, at zero" if coords_added else "")
                 + (f"; its {', '.join(dropped)} weights are left out (this model has none)" if dropped else ""))
     fresh = sorted(set(net.state_dict()) - set(weights)) if cfg.new_lr else []  # what init_from does not bring
-    return {"path": str(checkpoint.resolve(cfg.init_from)), **checkpoint.load_config(cfg.init_from).get("record", {}),
+    return {"path": str(checkpoint.resolve(cfg.init_from)), **saved.get("record", {}),
             **({"new_lr_tensors": fresh} if fresh else {})}
 
 
@@ -315,16 +316,11 @@ def _param_groups(net, cfg: TrainConfig, fresh: list[str]) -> list[dict]:
     return groups
 
 
-def _grow(net, weights: dict, cfg: TrainConfig) -> tuple[dict, list[str]]:
-    """`init_from`'s weights moved one level in when `net` is its network grown by a finer level in front
-    (models/grow.py), with the names of the new level's tensors; otherwise the weights as they are and []."""
-    saved = dict(checkpoint.load_config(cfg.init_from).get("model", {}))
-    saved.pop("arch", None)
-    try:
-        old = UNetConfig.from_dict(saved)
-    except (TypeError, ValueError):
-        return weights, []  # no readable model config: loaded as it is, and `_load_fitting` says what does not fit
-    if len(old.channels) + 1 != len(net.config.channels):
+def _grow(net, weights: dict, old: UNetConfig | None) -> tuple[dict, list[str]]:
+    """`init_from`'s weights (of a network built with `old`) moved one level in when `net` is that network grown
+    by a finer level in front (models/grow.py), with the names of the new level's tensors; otherwise the weights as
+    they are and [] (without a model config they are loaded as they are, and `_load_fitting` says what misfits)."""
+    if old is None or len(old.channels) + 1 != len(net.config.channels):
         return weights, []
     weights = grow_weights(weights, old, net.config)
     return weights, sorted(set(net.state_dict()) - set(weights))
@@ -339,7 +335,8 @@ def _load_fitting(net, weights: dict, cfg: TrainConfig, fresh: list[str] = ()) -
     except RuntimeError as e:
         raise ValueError(f"{fits_not} ({(str(e).splitlines()[1:] or [str(e)])[0].strip()}); use the same model "
                          "config (--model and --set model.FIELD=...) as the run it comes from") from None
-    missing = [k for k in result.missing_keys if k not in set(fresh)]
+    fresh = set(fresh)
+    missing = [k for k in result.missing_keys if k not in fresh]
     new = [k for k in missing if any(p in k for p in TEMPORAL_KEYS)]
     if result.unexpected_keys or len(new) != len(missing):
         raise ValueError(f"{fits_not} (unexpected {result.unexpected_keys[:3]}, missing {result.missing_keys[:3]})")
@@ -471,7 +468,7 @@ def _loop(run: Training, progress: Progress, save: Checkpointer, log: Log) -> No
         t0 = time.time()
         lr = lr_at(cfg, progress.step, budget_spent(cfg, progress.step, progress.elapsed))
         for group in run.opt.param_groups:
-            group["lr"] = lr * group["lr_scale"]
+            group["lr"] = lr * group.get("lr_scale", 1.0)  # a checkpoint from before new_lr: one group, no scale
         run.opt.zero_grad(set_to_none=True)
         loss = _accumulate(run, progress.step, clips)
         grad_norm = _update(run, progress.step)
